@@ -1,0 +1,166 @@
+"""Node settings: one frozen dataclass read from ``HOME/palermo.toml`` and ``PALERMO_*`` variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from node.errors import ConfigurationError
+
+SETTINGS_FILE = "palermo.toml"
+ISO3_RE = re.compile(r"^[A-Z]{3}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a node process needs to know. No secret has a default: keys live in ``home/keys``."""
+
+    home: Path
+    node_id: str
+    country: str
+    url: str
+    database_url: str
+    bind: str = "127.0.0.1:8400"
+    workers: int = 2
+    max_body_bytes: int = 16 * 1024 * 1024
+    clock_skew_seconds: int = 120
+    envelope_lifetime_seconds: int = 600
+    peer_timeout_seconds: float = 10.0
+    max_response_bytes: int = 64 * 1024 * 1024
+    outbox_max_attempts: int = 20
+    outbox_backoff_seconds: int = 5
+    outbox_backoff_max_seconds: int = 3600
+    outbox_interval_seconds: int = 5
+    checkpoint_interval_seconds: int = 300
+    default_matchable: bool = False
+    default_handling_code: str = "H2"
+    log_level: str = "INFO"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def directory_file(self) -> Path:
+        return self.home / "directory.json"
+
+
+_ENV_PREFIX = "PALERMO_"
+
+
+def default_database_url(home: Path) -> str:
+    return f"sqlite:///{(home / 'palermo.db').resolve()}"
+
+
+def load_settings(home: Path, env: dict[str, str] | None = None) -> Settings:
+    """Read settings from ``home/palermo.toml`` then apply ``PALERMO_<FIELD>`` overrides."""
+    env = dict(os.environ) if env is None else env
+    path = home / SETTINGS_FILE
+    if not path.is_file():
+        raise ConfigurationError(f"no node home at {home} (missing {SETTINGS_FILE}); run 'palermo init' first")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigurationError(f"{path} is not valid TOML: {e}") from e
+    node = data.get("node", {})
+    values: dict[str, Any] = {**{k: v for k, v in data.items() if not isinstance(v, dict)}, **node}
+    for section in ("server", "exchange", "ingest", "log"):
+        values.update(data.get(section, {}))
+    return _build(home, values, env)
+
+
+def _build(home: Path, values: dict[str, Any], env: dict[str, str]) -> Settings:
+    fields = {f.name: f for f in dataclasses.fields(Settings) if f.name not in ("home", "extra")}
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in values.items():
+        if key in fields:
+            kwargs[key] = value
+        else:
+            extra[key] = value
+    for name, f in fields.items():
+        raw = env.get(_ENV_PREFIX + name.upper())
+        if raw is not None:
+            kwargs[name] = _coerce(name, raw, f.type)
+    kwargs.setdefault("database_url", default_database_url(home))
+    for required in ("node_id", "country", "url"):
+        if required not in kwargs:
+            raise ConfigurationError(f"settings: '{required}' is missing in {home / SETTINGS_FILE}")
+    settings = Settings(home=home, extra=extra, **kwargs)
+    _validate(settings)
+    return settings
+
+
+def _coerce(name: str, raw: str, kind: Any) -> Any:
+    kind = str(kind)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+    except ValueError as e:
+        raise ConfigurationError(f"environment variable {_ENV_PREFIX}{name.upper()}: expected {kind}") from e
+    return raw
+
+
+def _validate(settings: Settings) -> None:
+    from protocol.envelope import NODE_ID_RE
+
+    if not NODE_ID_RE.match(settings.node_id):
+        raise ConfigurationError("settings: node_id must be 2-63 characters of a-z, 0-9 and '-'")
+    if not ISO3_RE.match(settings.country):
+        raise ConfigurationError("settings: country must be an ISO 3166-1 alpha-3 code such as NLD")
+    if not settings.url.startswith(("http://", "https://")):
+        raise ConfigurationError("settings: url must start with http:// or https://")
+    if settings.default_handling_code not in ("H0", "H1", "H2", "H3"):
+        raise ConfigurationError("settings: default_handling_code must be one of H0, H1, H2, H3")
+    for name in ("max_body_bytes", "workers", "clock_skew_seconds", "envelope_lifetime_seconds"):
+        if getattr(settings, name) <= 0:
+            raise ConfigurationError(f"settings: {name} must be positive")
+
+
+def render_settings(*, node_id: str, country: str, url: str, database_url: str | None, bind: str) -> str:
+    """The settings file written by ``palermo init``, with every tunable shown at its default."""
+    db_line = f'database_url = "{database_url}"' if database_url else '# database_url = "postgresql+psycopg://user@host/db"'
+    return f"""# Palermo node settings. Every value can be overridden by PALERMO_<NAME> (upper case).
+[node]
+node_id = "{node_id}"
+country = "{country}"
+url = "{url}"        # the endpoint peers use; put it behind TLS in production
+{db_line}
+
+[server]
+bind = "{bind}"      # where gunicorn listens
+workers = 2
+max_body_bytes = 16777216
+
+[exchange]
+clock_skew_seconds = 120
+envelope_lifetime_seconds = 600
+peer_timeout_seconds = 10.0
+max_response_bytes = 67108864
+outbox_max_attempts = 20
+outbox_backoff_seconds = 5
+outbox_backoff_max_seconds = 3600
+outbox_interval_seconds = 5
+
+[ingest]
+default_matchable = false   # a row without shr_Matchable is not matched unless this is true
+default_handling_code = "H2"
+
+[log]
+checkpoint_interval_seconds = 300
+log_level = "INFO"
+"""

@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy 2 models, the database engine and Alembic migrations."""
