@@ -41,7 +41,8 @@ class NodeContext:
             from node.transport import HttpTransport
 
             self.transport = HttpTransport(
-                timeout=self.settings.peer_timeout_seconds, max_response_bytes=self.settings.max_response_bytes
+                timeout=self.settings.peer_timeout_seconds,
+                max_response_bytes=self.settings.max_response_bytes,
             )
         return self.transport
 
@@ -49,7 +50,9 @@ class NodeContext:
         self.db.dispose()
 
 
-def open_node(home: Path, *, passphrase: str | None = None, transport: PeerTransport | None = None) -> NodeContext:
+def open_node(
+    home: Path, *, passphrase: str | None = None, transport: PeerTransport | None = None
+) -> NodeContext:
     """Open the node whose home is ``home``. Raises ConfigurationError when it is not a node home."""
     settings = load_settings(home)
     keys = load_keys(settings.keys_dir, passphrase=passphrase)

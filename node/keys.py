@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import nacl.exceptions
-import nacl.pwhash
 import nacl.public
+import nacl.pwhash
 import nacl.secret
 import nacl.signing
 import nacl.utils
@@ -63,12 +63,18 @@ def write_private_file(path: Path, data: bytes) -> None:
 
 
 def seal_key(raw: bytes, *, purpose: str, passphrase: str | None) -> dict[str, Any]:
-    doc: dict[str, Any] = {"format": FORMAT, "purpose": purpose, "algorithm": KEY_FILES.get(purpose, "ed25519")}
+    doc: dict[str, Any] = {
+        "format": FORMAT,
+        "purpose": purpose,
+        "algorithm": KEY_FILES.get(purpose, "ed25519"),
+    }
     if not passphrase:
         return {**doc, "protection": "none", "key": b64encode(raw)}
     salt = nacl.utils.random(nacl.pwhash.argon2id.SALTBYTES)
     ops, mem = nacl.pwhash.argon2id.OPSLIMIT_MODERATE, nacl.pwhash.argon2id.MEMLIMIT_MODERATE
-    box_key = nacl.pwhash.argon2id.kdf(nacl.secret.SecretBox.KEY_SIZE, passphrase.encode(), salt, opslimit=ops, memlimit=mem)
+    box_key = nacl.pwhash.argon2id.kdf(
+        nacl.secret.SecretBox.KEY_SIZE, passphrase.encode(), salt, opslimit=ops, memlimit=mem
+    )
     sealed = nacl.secret.SecretBox(box_key).encrypt(raw)
     return {
         **doc,
@@ -88,7 +94,9 @@ def open_key(doc: Any, *, purpose: str, passphrase: str | None) -> bytes:
     if doc.get("protection") != "argon2id-secretbox":
         raise ConfigurationError(f"key file for '{purpose}' uses an unknown protection")
     if not passphrase:
-        raise ConfigurationError("the node's keys are passphrase-protected: set PALERMO_PASSPHRASE or enter it")
+        raise ConfigurationError(
+            "the node's keys are passphrase-protected: set PALERMO_PASSPHRASE or enter it"
+        )
     salt = b64decode(doc.get("salt"), what="salt", length=nacl.pwhash.argon2id.SALTBYTES)
     box_key = nacl.pwhash.argon2id.kdf(
         nacl.secret.SecretBox.KEY_SIZE,

@@ -63,7 +63,9 @@ def load_settings(home: Path, env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ) if env is None else env
     path = home / SETTINGS_FILE
     if not path.is_file():
-        raise ConfigurationError(f"no node home at {home} (missing {SETTINGS_FILE}); run 'palermo init' first")
+        raise ConfigurationError(
+            f"no node home at {home} (missing {SETTINGS_FILE}); run 'palermo init' first"
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
@@ -133,7 +135,11 @@ def _validate(settings: Settings) -> None:
 
 def render_settings(*, node_id: str, country: str, url: str, database_url: str | None, bind: str) -> str:
     """The settings file written by ``palermo init``, with every tunable shown at its default."""
-    db_line = f'database_url = "{database_url}"' if database_url else '# database_url = "postgresql+psycopg://user@host/db"'
+    db_line = (
+        f'database_url = "{database_url}"'
+        if database_url
+        else '# database_url = "postgresql+psycopg://user@host/db"'
+    )
     return f"""# Palermo node settings. Every value can be overridden by PALERMO_<NAME> (upper case).
 [node]
 node_id = "{node_id}"

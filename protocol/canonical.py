@@ -25,7 +25,17 @@ MAX_DEPTH = 32
 def canonical_json(value: Any) -> bytes:
     """Return the canonical bytes of ``value``; raise MalformedError if it is not canonicalisable."""
     _check_canonical(value, 0)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain_mapping
+    ).encode("utf-8")
+
+
+def _plain_mapping(value: Any) -> dict[str, Any]:
+    # json.dumps serialises only dict; other (already checked) mappings, e.g. a read-only
+    # MappingProxyType in a frozen dataclass, are copied rather than failing with TypeError.
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise MalformedError(f"value of type {type(value).__name__} has no canonical JSON form")
 
 
 def _check_canonical(value: Any, depth: int) -> None:
@@ -127,7 +137,9 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def require_fields(obj: Any, *, what: str, required: set[str], optional: frozenset[str] = frozenset()) -> dict[str, Any]:
+def require_fields(
+    obj: Any, *, what: str, required: set[str], optional: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     """Check that ``obj`` is an object with exactly the required (and allowed optional) keys."""
     if not isinstance(obj, dict):
         raise MalformedError(f"{what}: expected a JSON object, got {type(obj).__name__}")
@@ -143,7 +155,11 @@ def require_fields(obj: Any, *, what: str, required: set[str], optional: frozens
 
 def expect_type(value: Any, kind: type | tuple[type, ...], *, what: str) -> Any:
     """Return ``value`` if it is of ``kind`` (booleans are never integers here)."""
-    if isinstance(value, bool) and kind is not bool and (kind == int or (isinstance(kind, tuple) and bool not in kind)):
+    if (
+        isinstance(value, bool)
+        and kind is not bool
+        and (kind is int or (isinstance(kind, tuple) and bool not in kind))
+    ):
         raise MalformedError(f"{what}: expected {_kind_name(kind)}, got bool")
     if not isinstance(value, kind):
         raise MalformedError(f"{what}: expected {_kind_name(kind)}, got {type(value).__name__}")

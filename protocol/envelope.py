@@ -35,15 +35,16 @@ from protocol.canonical import (
     require_fields,
     sha256_hex,
 )
-from protocol.errors import ExpiredError, MalformedError, VerificationError
+from protocol.errors import ExpiredError, InvalidRequestError, MalformedError, VerificationError
 
 SIGNING_CONTEXT = b"palermo/envelope/v1\n"
 NONCE_SIZE = nacl.public.Box.NONCE_SIZE
 SIGNATURE_SIZE = 64
-MESSAGE_ID_RE = re.compile(r"^[0-9a-f]{32}$")
-HASH_RE = re.compile(r"^[0-9a-f]{64}$")
-NODE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-TYPE_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+# \Z, not $: in Python "$" also matches before a trailing newline, so "nld\n" would pass.
+MESSAGE_ID_RE = re.compile(r"^[0-9a-f]{32}\Z")
+HASH_RE = re.compile(r"^[0-9a-f]{64}\Z")
+NODE_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}\Z")
+TYPE_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}\Z")
 MAX_SEQ = 2**53 - 1
 
 _HEADER_FIELDS = {"v", "id", "type", "sender", "recipient", "created", "expires", "seq", "reply_to"}
@@ -176,6 +177,7 @@ class SealedEnvelope:
     version: int = PROTOCOL_VERSION
 
     def __post_init__(self) -> None:
+        expect_type(self.version, int, what="envelope.palermo")
         check_node_id(self.sender, what="envelope.sender")
         check_node_id(self.recipient, what="envelope.recipient")
         if not isinstance(self.box, bytes) or len(self.box) <= NONCE_SIZE + 16:
@@ -187,7 +189,12 @@ class SealedEnvelope:
         return sha256_hex(self.box)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"palermo": self.version, "sender": self.sender, "recipient": self.recipient, "box": b64encode(self.box)}
+        return {
+            "palermo": self.version,
+            "sender": self.sender,
+            "recipient": self.recipient,
+            "box": b64encode(self.box),
+        }
 
     def to_bytes(self) -> bytes:
         """Wire bytes (canonical JSON)."""
@@ -195,15 +202,31 @@ class SealedEnvelope:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> SealedEnvelope:
-        """Parse wire bytes; raise MalformedError on anything but a well-formed envelope."""
-        obj = require_fields(parse_json(data, what="envelope"), what="envelope", required=_OUTER_FIELDS)
-        version = expect_type(obj["palermo"], int, what="envelope.palermo")
-        return cls(
-            version=version,
-            sender=check_node_id(obj["sender"], what="envelope.sender"),
-            recipient=check_node_id(obj["recipient"], what="envelope.recipient"),
-            box=b64decode(obj["box"], what="envelope.box"),
-        )
+        """Parse wire bytes into a well-formed envelope (nothing is verified yet).
+
+        Raises MalformedError with code ``malformed_envelope``, or ``unsupported_version`` when
+        ``palermo`` is an integer other than this protocol's version (checked before the other
+        fields, so that a later version may change them and still get a clear answer).
+        """
+        try:
+            obj = parse_json(data, what="envelope")
+            version = obj.get("palermo") if isinstance(obj, dict) else None
+            if isinstance(version, int) and not isinstance(version, bool) and version != PROTOCOL_VERSION:
+                raise MalformedError(
+                    f"envelope protocol version {version} is not supported (expected {PROTOCOL_VERSION})",
+                    code="unsupported_version",
+                )
+            require_fields(obj, what="envelope", required=_OUTER_FIELDS)
+            return cls(
+                version=expect_type(obj["palermo"], int, what="envelope.palermo"),
+                sender=check_node_id(obj["sender"], what="envelope.sender"),
+                recipient=check_node_id(obj["recipient"], what="envelope.recipient"),
+                box=b64decode(obj["box"], what="envelope.box"),
+            )
+        except MalformedError as e:
+            if e.code == "unsupported_version":
+                raise
+            raise MalformedError(e.message, code="malformed_envelope") from e
 
 
 def seal(
@@ -249,6 +272,13 @@ class TimePolicy:
     max_skew: int = 120
     max_lifetime: int = 3600
 
+    def __post_init__(self) -> None:
+        # Fail closed: a negative skew or a non-positive lifetime is a configuration mistake.
+        if expect_type(self.max_skew, int, what="max_skew") < 0:
+            raise InvalidRequestError("max_skew: expected 0 or more seconds")
+        if expect_type(self.max_lifetime, int, what="max_lifetime") < 1:
+            raise InvalidRequestError("max_lifetime: expected at least 1 second")
+
 
 def open_envelope(
     sealed: SealedEnvelope,
@@ -257,7 +287,7 @@ def open_envelope(
     recipient_encryption_key: nacl.public.PrivateKey,
     sender: SenderKeys,
     now: int,
-    policy: TimePolicy = TimePolicy(),  # noqa: B008 - immutable
+    policy: TimePolicy = TimePolicy(),  # immutable, so a shared default is safe
 ) -> Message:
     """Decrypt, verify and check a sealed envelope; return the verified message.
 
@@ -279,7 +309,12 @@ def open_envelope(
             "envelope does not decrypt with the sender's listed encryption key", code="decryption_failed"
         ) from e
     try:
-        inner = require_fields(parse_json(inner_bytes, what="message"), what="message", required=_INNER_FIELDS)
+        inner = require_fields(
+            parse_json(inner_bytes, what="message"), what="message", required=_INNER_FIELDS
+        )
+        if canonical_json(inner) != inner_bytes:
+            # One encoding only: what is decrypted is exactly what seal() produced (SPEC.md 4.4).
+            raise MalformedError("message is not in canonical JSON")
         signature = b64decode(inner["signature"], what="message.signature", length=SIGNATURE_SIZE)
         message = Message(header=Header.from_dict(inner["header"]), payload=inner["payload"])
     except MalformedError as e:
@@ -287,7 +322,9 @@ def open_envelope(
     try:
         sender.verify_key.verify(message.signing_bytes(), signature)
     except nacl.exceptions.BadSignatureError as e:
-        raise VerificationError("signature does not verify with the sender's identity key", code="bad_signature") from e
+        raise VerificationError(
+            "signature does not verify with the sender's identity key", code="bad_signature"
+        ) from e
     return _check_verified(message, sealed, recipient_id=recipient_id, now=now, policy=policy)
 
 
@@ -296,7 +333,9 @@ def _check_verified(
 ) -> Message:
     header = message.header
     if header.version != PROTOCOL_VERSION:
-        raise MalformedError(f"message protocol version {header.version} is not supported", code="unsupported_version")
+        raise MalformedError(
+            f"message protocol version {header.version} is not supported", code="unsupported_version"
+        )
     if header.sender != sealed.sender:
         raise VerificationError("signed sender differs from the envelope's sender", code="sender_mismatch")
     if header.recipient != recipient_id or header.recipient != sealed.recipient:
@@ -308,9 +347,10 @@ def _check_verified(
         )
     if header.expires + policy.max_skew < now:
         raise ExpiredError(f"envelope expired {now - header.expires} s ago", code="expired_envelope")
-    if header.expires - header.created > policy.max_lifetime:
+    lifetime = header.expires - header.created
+    if lifetime > policy.max_lifetime:
         raise ExpiredError(
-            f"envelope claims a lifetime of {header.expires - header.created} s (at most {policy.max_lifetime} s)",
+            f"envelope claims a lifetime of {lifetime} s (at most {policy.max_lifetime} s)",
             code="expired_envelope",
         )
     return message

@@ -1,0 +1,123 @@
+"""``palermo audit``: verify the node's exchange log, sign a checkpoint, list recent entries."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import click
+
+from node.cli.common import emit, json_option, open_node_from_ctx, table
+
+MAX_PROBLEMS_SHOWN = 50
+
+
+@click.group("audit")
+def audit_group() -> None:
+    """Check that the exchange log is complete and untampered; sign checkpoints of it."""
+
+
+@audit_group.command("verify")
+@json_option
+@click.pass_context
+def verify_command(ctx: click.Context, as_json: bool) -> None:
+    """Check every entry, the hash chain and every signed checkpoint. Exit 0 only if all hold."""
+    from node.services import exchange_log
+
+    node = open_node_from_ctx(ctx)
+    try:
+        report = exchange_log.verify(node)
+    finally:
+        node.close()
+    emit(report.to_dict(), as_json, lambda _data: _render_report(report))
+    if not report.ok:
+        ctx.exit(1)
+
+
+def _render_report(report: Any) -> str:
+    lines = [report.summary()]
+    lines += [f"  {problem.message}" for problem in report.problems[:MAX_PROBLEMS_SHOWN]]
+    hidden = report.problem_count - min(len(report.problems), MAX_PROBLEMS_SHOWN)
+    if hidden > 0:
+        lines.append(f"  ... and {hidden} more (use --json to see up to {len(report.problems)})")
+    return "\n".join(lines)
+
+
+@audit_group.command("checkpoint")
+@json_option
+@click.pass_context
+def checkpoint_command(ctx: click.Context, as_json: bool) -> None:
+    """Sign a checkpoint of the log now with the node's log key and print it (a C2SP signed note)."""
+    from node.services import exchange_log
+    from protocol.canonical import b64encode
+
+    node = open_node_from_ctx(ctx)
+    try:
+        signed = exchange_log.checkpoint(node)
+    finally:
+        node.close()
+    data = {
+        "origin": signed.origin,
+        "size": signed.size,
+        "root": b64encode(signed.root),
+        "note": signed.note.decode(),
+    }
+    emit(data, as_json, signed.note.decode().rstrip("\n"))
+
+
+@audit_group.command("log")
+@click.option(
+    "--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="How many entries."
+)
+@json_option
+@click.pass_context
+def log_command(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """Show the most recent log entries, newest first (hashes and metadata only)."""
+    from node.services import exchange_log
+
+    node = open_node_from_ctx(ctx)
+    try:
+        entries = exchange_log.recent_entries(node, limit=limit)
+    finally:
+        node.close()
+    emit({"entries": entries}, as_json, lambda data: _render_entries(data["entries"]))
+
+
+def _utc(seconds: Any) -> str:
+    try:
+        return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(seconds)
+
+
+def _render_entries(entries: list[dict[str, Any]]) -> str:
+    if not entries:
+        return "the log is empty"
+    rows = [
+        [
+            e["index"],
+            _utc(e["time"]),
+            e["kind"],
+            e["direction"] or "-",
+            e["peer"] or "-",
+            e["message_type"] or "-",
+            e["outcome"],
+            e["code"] or "-",
+            e["size"],
+            e["envelope_hash"][:16] or "-",
+        ]
+        for e in entries
+    ]
+    headers = [
+        "index",
+        "time (UTC)",
+        "kind",
+        "dir",
+        "peer",
+        "type",
+        "outcome",
+        "code",
+        "bytes",
+        "envelope hash",
+    ]
+    return table(rows, headers)

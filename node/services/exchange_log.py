@@ -1,0 +1,393 @@
+"""The node's exchange log: appends inside the caller's transaction, signed checkpoints, verification.
+
+Entries, hashes and checkpoint notes are defined in protocol/translog.py (spec: protocol/SPEC.md,
+"Exchange log"); docs/audit.md explains the log to operators and auditors.
+
+Appends are serialised by the one-row ``log_head`` table: every append locks it (``SELECT ...
+FOR UPDATE`` on PostgreSQL; SQLite transactions already hold the database's write lock from
+``BEGIN IMMEDIATE``), so two transactions can never both extend the same head and fork the
+chain. The lock is held until the caller commits, so append last in a unit of work: that keeps
+the lock short and takes locks in one order (the head last), which rules out deadlocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, bindparam, create_engine, event, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from node.context import NodeContext
+from node.errors import NodeError
+from node.storage.db import Database
+from node.storage.models.log import LogCheckpoint, LogEntryRow, LogHead
+from protocol.canonical import canonical_json
+from protocol.errors import MalformedError, ProtocolError
+from protocol.translog import (
+    ZERO_HASH,
+    Checkpoint,
+    CompactRange,
+    LogEntry,
+    LogProblem,
+    LogVerifier,
+    log_origin,
+    sign_checkpoint,
+    verify_checkpoint,
+)
+
+HEAD_ID = 1
+# Entry fields other than the index, as columns of log_entries (the index is column "idx").
+ENTRY_COLUMNS: tuple[str, ...] = (
+    *("time", "kind", "direction", "peer", "message_id", "message_type", "envelope_hash", "size"),
+    *("outcome", "code", "detail", "prev"),
+)
+_entries = cast(Table, LogEntryRow.__table__)
+_head = cast(Table, LogHead.__table__)
+_checkpoints = cast(Table, LogCheckpoint.__table__)
+
+
+class LogIntegrityError(NodeError):
+    """The stored log does not hold together, so the node refuses to extend or sign it."""
+
+    code = "log_integrity"
+    http_status = 500
+
+
+@dataclass(frozen=True)
+class _Head:
+    size: int
+    last_leaf_hash: str
+    compact: CompactRange
+
+
+# Built once: SQLAlchemy then reuses their compiled form (building them per append cost ~1 ms).
+_SELECT_HEAD = (
+    select(_head.c.size, _head.c.last_leaf_hash, _head.c.compact)
+    .where(_head.c.id == HEAD_ID)
+    # mutation
+)
+_INSERT_ENTRY = insert(_entries)
+_UPDATE_HEAD = (
+    update(_head)
+    .where(_head.c.id == HEAD_ID)
+    .values(
+        size=bindparam("new_size"), last_leaf_hash=bindparam("new_last"), compact=bindparam("new_compact")
+    )
+)
+
+
+def _lock_head(session: Session) -> _Head:
+    """Lock the log head row for this transaction (creating it on first use) and read it."""
+    row = session.execute(_SELECT_HEAD).one_or_none()
+    if row is None:
+        values = {"id": HEAD_ID, "size": 0, "last_leaf_hash": ZERO_HASH, "compact": ""}
+        dialect = session.get_bind().dialect.name
+        if dialect in ("postgresql", "sqlite"):
+            module = postgresql if dialect == "postgresql" else sqlite
+            session.execute(module.insert(_head).values(values).on_conflict_do_nothing(index_elements=["id"]))
+        else:
+            session.execute(insert(_head).values(values))
+        row = session.execute(_SELECT_HEAD).one()
+    try:
+        return _Head(row.size, row.last_leaf_hash, CompactRange.from_hex(row.size, row.compact))
+    except MalformedError as e:
+        raise LogIntegrityError(f"the log head is damaged ({e.message}); run 'palermo audit verify'") from e
+
+
+def append(
+    session: Session,
+    *,
+    time: int,
+    kind: str,
+    direction: str = "",
+    peer: str = "",
+    message_id: str = "",
+    message_type: str = "",
+    envelope_hash: str = "",
+    size: int = 0,
+    outcome: str,
+    code: str = "",
+    detail: dict[str, Any] | None = None,
+) -> LogEntry:
+    """Append one entry inside the caller's transaction (it commits or rolls back with it).
+
+    Hashes and metadata only: never a payload or personal data in any field. Raises
+    MalformedError (code ``malformed_log_entry``) for an invalid field and LogIntegrityError
+    when the stored head is damaged.
+    """
+    head = _lock_head(session)
+    entry = LogEntry(
+        index=head.size,
+        time=time,
+        kind=kind,
+        direction=direction,
+        peer=peer,
+        message_id=message_id,
+        message_type=message_type,
+        envelope_hash=envelope_hash,
+        size=size,
+        outcome=outcome,
+        code=code,
+        detail=detail or {},
+        prev=head.last_leaf_hash,
+    )
+    leaf = entry.leaf_hash()
+    row = entry.to_dict()
+    row.update(idx=row.pop("index"), detail=canonical_json(row["detail"]).decode(), leaf_hash=leaf.hex())
+    session.execute(_INSERT_ENTRY, row)
+    new_head = {
+        "new_size": head.size + 1,
+        "new_last": leaf.hex(),
+        "new_compact": head.compact.append(leaf).to_hex(),
+    }
+    session.execute(_UPDATE_HEAD, new_head)
+    return entry
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+
+def checkpoint(node: NodeContext) -> Checkpoint:
+    """Sign a checkpoint of the whole log with the node's log key, store it and return it.
+
+    A no-op returning the last checkpoint when the log has not grown since. The node signs only
+    a checkpoint that provably extends the previous one: the previous compact range, extended by
+    the (re-checked) entries appended since, must give the current head. So no size ever gets a
+    second root and no two checkpoints are inconsistent. Raises LogIntegrityError otherwise.
+    """
+    origin = log_origin(node.node_id)
+    with node.db.transaction() as session:
+        head = _lock_head(session)
+        previous = _last_checkpoint(session, node, origin)
+        if previous is not None and previous[0].size >= head.size:
+            if previous[0].size == head.size and previous[0].root == head.compact.root():
+                return previous[0]
+            raise LogIntegrityError(
+                f"the log head (size {head.size}) does not extend the checkpoint at size {previous[0].size}; "
+                "refusing to sign (run 'palermo audit verify')"
+            )
+        start = previous[1] if previous else CompactRange()
+        _check_extension(session, node, origin, start, head)
+        new = Checkpoint(origin=origin, size=head.size, root=head.compact.root())
+        note = sign_checkpoint(new, signing_key=node.keys.log)
+        session.execute(
+            insert(_checkpoints).values(
+                size=new.size,
+                root=new.root.hex(),
+                note=note.decode(),
+                compact=head.compact.to_hex(),
+                created_at=node.clock(),
+            )
+        )
+    return verify_checkpoint(note, origin=origin, public_key=node.keys.log.verify_key)
+
+
+def _last_checkpoint(
+    session: Session, node: NodeContext, origin: str
+) -> tuple[Checkpoint, CompactRange] | None:
+    row = session.execute(select(_checkpoints).order_by(_checkpoints.c.size.desc()).limit(1)).one_or_none()
+    if row is None:
+        return None
+    try:
+        signed = verify_checkpoint(row.note.encode(), origin=origin, public_key=node.keys.log.verify_key)
+        compact = CompactRange.from_hex(row.size, row.compact)
+    except ProtocolError as e:
+        raise LogIntegrityError(f"the checkpoint at size {row.size} does not verify ({e.message})") from e
+    if signed.size != row.size or compact.root() != signed.root:
+        raise LogIntegrityError(f"the checkpoint at size {row.size} does not match its stored Merkle state")
+    return signed, compact
+
+
+def _check_extension(
+    session: Session, node: NodeContext, origin: str, start: CompactRange, head: _Head
+) -> None:
+    """Re-check the entries after ``start`` and that they lead exactly to ``head``."""
+    verifier = LogVerifier(origin=origin, public_key=node.keys.log.verify_key, max_problems=1)
+    last_hash: str | None = ZERO_HASH
+    if start.size:
+        query = select(_entries.c.leaf_hash).where(_entries.c.idx == start.size - 1)
+        last_hash = session.execute(query).scalar()
+    verifier.resume(start, last_hash or "")
+    for fields, leaf_hash in _stream_entries(session, start.size):
+        verifier.add(fields, leaf_hash)
+    if verifier.problems:
+        raise LogIntegrityError(f"refusing to sign a checkpoint: {verifier.problems[0]}")
+    if verifier.compact() != head.compact or verifier.last_leaf_hash != head.last_leaf_hash:
+        raise LogIntegrityError("refusing to sign a checkpoint: the log head does not match the entries")
+
+
+def checkpoint_if_due(node: NodeContext) -> Checkpoint | None:
+    """For the scheduler: sign a checkpoint when the log grew and the interval has passed.
+
+    Returns the new checkpoint, or None when none was due. Raises LogIntegrityError.
+    """
+    with node.db.transaction() as session:
+        size = session.execute(select(_head.c.size).where(_head.c.id == HEAD_ID)).scalar() or 0
+        last = session.execute(
+            select(_checkpoints.c.size, _checkpoints.c.created_at)
+            .order_by(_checkpoints.c.size.desc())
+            .limit(1)
+        ).one_or_none()
+    if size == 0 or (last is not None and last.size == size):
+        return None
+    if last is not None and node.clock() - last.created_at < node.settings.checkpoint_interval_seconds:
+        return None
+    return checkpoint(node)
+
+
+# --- verification ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What ``verify`` found: counts, and each problem named (the first ``len(problems)`` of
+    ``problem_count``)."""
+
+    entries: int
+    checkpoints: int
+    last_checkpoint_size: int | None
+    problems: tuple[LogProblem, ...]
+    problem_count: int
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def summary(self) -> str:
+        if self.ok:
+            last = "none" if self.last_checkpoint_size is None else f"at size {self.last_checkpoint_size}"
+            return f"log OK: {self.entries} entries, {self.checkpoints} checkpoints, last checkpoint {last}"
+        return (
+            f"log has {self.problem_count} problem(s): {self.entries} entries, {self.checkpoints} checkpoints"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "checkpoints": self.checkpoints,
+            "last_checkpoint_size": self.last_checkpoint_size,
+            "problem_count": self.problem_count,
+            "problems": [
+                {"subject": p.subject, "position": p.position, "message": p.message} for p in self.problems
+            ],
+        }
+
+
+def verify(node: NodeContext, *, max_problems: int = 1000) -> VerifyReport:
+    """Check the whole stored log against itself and the node's log public key.
+
+    Entries (each re-canonicalised and re-hashed), the chain, contiguous indexes, every stored
+    checkpoint (signature, and root against the entries) and the log head. Reads one consistent
+    snapshot without blocking appends. Problems are reported, not raised.
+    """
+    origin = log_origin(node.node_id)
+    verifier = LogVerifier(origin=origin, public_key=node.keys.log.verify_key, max_problems=max_problems)
+    last_size: int | None = None
+    with _snapshot(node.db) as conn:
+        for row in conn.execute(select(_checkpoints).order_by(_checkpoints.c.size)):
+            last_size = row.size
+            signed = verifier.add_checkpoint(row.size, row.note.encode())
+            if signed is not None and signed.root.hex() != row.root:
+                verifier.add_problem(
+                    "checkpoint",
+                    row.size,
+                    f"checkpoint at size {row.size}: stored root differs from its note",
+                )
+        before = verifier.problem_count
+        for fields, leaf_hash in _stream_entries(conn, 0):
+            verifier.add(fields, leaf_hash)
+        entries_intact = verifier.problem_count == before
+        head = conn.execute(select(_head).where(_head.c.id == HEAD_ID)).one_or_none()
+    verifier.finish()
+    _check_head(verifier, head, entries_intact=entries_intact)
+    return VerifyReport(
+        entries=verifier.count,
+        checkpoints=verifier.checkpoints,
+        last_checkpoint_size=last_size,
+        problems=tuple(verifier.problems),
+        problem_count=verifier.problem_count,
+    )
+
+
+def _check_head(verifier: LogVerifier, head: Any, *, entries_intact: bool) -> None:
+    size = head.size if head is not None else 0
+    if size != verifier.last_index + 1:
+        ends = (
+            "the log has no entries"
+            if verifier.last_index < 0
+            else f"the entries end at index {verifier.last_index}"
+        )
+        verifier.add_problem("head", size, f"log head: size {size} but {ends}")
+        return
+    if head is None:
+        return
+    if head.last_leaf_hash != verifier.last_leaf_hash:
+        verifier.add_problem(
+            "head", size, f"log head: last leaf hash does not match entry {verifier.last_index}"
+        )
+    try:
+        intact = CompactRange.from_hex(head.size, head.compact) == verifier.compact()
+    except MalformedError:
+        intact = False
+    if entries_intact and not intact:
+        verifier.add_problem("head", size, "log head: Merkle state does not match the entries")
+
+
+@contextmanager
+def _snapshot(db: Database) -> Iterator[Connection]:
+    """A consistent read-only view of the database that does not hold up appends while it is read.
+
+    PostgreSQL: a REPEATABLE READ, READ ONLY transaction. SQLite: a deferred ``BEGIN`` on its own
+    connection (the node's engine always begins IMMEDIATE, which would block every writer), which
+    in WAL mode reads one snapshot while writers carry on.
+    """
+    if not db.is_sqlite:
+        options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        with db.engine.connect().execution_options(**options) as conn, conn.begin():
+            yield conn
+        return
+    engine = create_engine(db.url, poolclass=NullPool, connect_args={"timeout": 60})
+    event.listen(engine, "connect", lambda dbapi_conn, _record: setattr(dbapi_conn, "isolation_level", None))
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.rollback()
+    finally:
+        engine.dispose()
+
+
+def _stream_entries(conn: Connection | Session, start: int) -> Iterator[tuple[dict[str, Any], str]]:
+    """Stored entries from index ``start`` on, in index order, as (fields, stored leaf hash)."""
+    columns = [_entries.c.idx, *(_entries.c[name] for name in ENTRY_COLUMNS), _entries.c.leaf_hash]
+    query = select(*columns).where(_entries.c.idx >= start).order_by(_entries.c.idx)
+    result = conn.execute(query.execution_options(yield_per=5000))
+    for row in result:
+        fields = dict(zip(ENTRY_COLUMNS, row[1:-1], strict=True))
+        fields["index"] = row[0]
+        yield fields, row[-1]
+
+
+def recent_entries(node: NodeContext, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The last ``limit`` entries, newest first, as stored (metadata only; not verified here)."""
+    columns = [_entries.c.idx, *(_entries.c[name] for name in ENTRY_COLUMNS), _entries.c.leaf_hash]
+    with node.db.transaction() as session:
+        rows = session.execute(select(*columns).order_by(_entries.c.idx.desc()).limit(max(limit, 0))).all()
+    out = []
+    for row in rows:
+        fields: dict[str, Any] = {"index": row[0], **dict(zip(ENTRY_COLUMNS, row[1:-1], strict=True))}
+        with contextlib.suppress(ValueError):  # else shown as stored; 'audit verify' reports it
+            fields["detail"] = json.loads(fields["detail"])
+        fields["leaf_hash"] = row[-1]
+        out.append(fields)
+    return out
