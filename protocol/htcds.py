@@ -377,9 +377,11 @@ class FieldSpec:
     def parse(self, raw: object) -> FieldValue | None:
         """The value of a raw cell or JSON value; None when it is empty. Raises _Invalid."""
         value = self.fast(raw)
-        if value is not _MISS:
-            return value  # type: ignore[return-value]  # the fast parsers return FieldValue or _MISS
-        if isinstance(raw, str) and not raw.strip():
+        return self.parse_slowly(raw) if value is _MISS else value  # type: ignore[return-value]
+
+    def parse_slowly(self, raw: object) -> FieldValue | None:
+        """:meth:`parse` without the fast path: handles every input, explains a bad one."""
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
             return None
         if not self.multi:
             if isinstance(raw, list):
@@ -388,9 +390,12 @@ class FieldSpec:
         items = (
             raw.split(MULTI_SEPARATOR) if isinstance(raw, str) else raw if isinstance(raw, list) else [raw]
         )
-        parsed = (
-            _parse_item(item, self) for item in items if not (isinstance(item, str) and not item.strip())
-        )
+        try:
+            parsed = [
+                _parse_item(item, self) for item in items if not (isinstance(item, str) and not item.strip())
+            ]
+        except _Invalid as e:
+            raise _Invalid(self.expected, e.got) from None
         return tuple(dict.fromkeys(str(value) for value in parsed)) or None
 
 
@@ -547,19 +552,19 @@ def validate_row(
     groups: dict[str, dict[str, FieldValue]] = {group: {} for group in _GROUPS}
     latest = rules.latest_date.isoformat()
     for name, raw in values.items():
-        if raw is None or raw == "":
-            continue
         spec = FIELDS.get(name) or field_spec(name)
         assert spec is not None, "columns are resolved before rows are checked"
         try:
-            value = spec.parse(raw)
+            value = spec.fast(raw)
+            if value is _MISS:
+                value = spec.parse_slowly(raw)
             if spec.kind == "date" and value is not None and str(value) > latest[: len(str(value))]:
                 raise _Invalid(spec.expected, "a date in the future")
         except _Invalid as e:
             problems.append(Problem(row, spec.name, e.expected, e.got))
             continue
         if value is not None:
-            groups[spec.group][spec.attr] = value
+            groups[spec.group][spec.attr] = value  # type: ignore[assignment]  # the parsers return FieldValue
     ids, failed = groups["id"], {problem.field for problem in problems}
     for name in REQUIRED:
         if FIELDS[name].attr not in ids and name not in failed:
@@ -602,22 +607,30 @@ def _record(groups: Mapping[str, Mapping[str, FieldValue]], row: int, rules: Row
     )
 
 
+_EVENT_COLUMNS = tuple(
+    (kind, *(f"{kind.lower()}_{part}" for part in ("country", "city", "date"))) for kind in EVENT_TYPES
+)
+
+
 def _events(columns: Mapping[str, FieldValue]) -> tuple[Event, ...]:
     """Unflatten the hte_ columns. Several transit countries give one Transit event each, in the
     order written; the transit city and date belong to the first."""
     events: list[Event] = []
-    for kind in EVENT_TYPES if columns else ():
-        prefix = kind.lower()
-        country = columns.get(f"{prefix}_country")
-        city, when = columns.get(f"{prefix}_city"), columns.get(f"{prefix}_date")
-        countries = country if isinstance(country, tuple) else (country,)
-        for index, each in enumerate(countries):
-            place, day = (
-                (str(city) if city else None, str(when) if when else None) if index == 0 else (None, None)
-            )
-            if each or place or day:
-                events.append(Event(type=kind, country=str(each) if each else None, city=place, date=day))
+    for kind, country_key, city_key, date_key in _EVENT_COLUMNS if columns else ():
+        country, city, when = (
+            columns.get(country_key),
+            _text(columns.get(city_key)),
+            _text(columns.get(date_key)),
+        )
+        countries = country if isinstance(country, tuple) else (_text(country),)
+        if countries[0] or city or when:
+            events.append(Event(type=kind, country=countries[0], city=city, date=when))
+        events += [Event(type=kind, country=other, city=None, date=None) for other in countries[1:]]
     return tuple(events)
+
+
+def _text(value: FieldValue | None) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def content_hash(person: Mapping[str, FieldValue]) -> str:

@@ -11,7 +11,7 @@ import click
 from node.cli.common import emit, json_option, open_node_from_ctx, table
 
 MAX_SHOWN_PROBLEMS = 50
-PROGRESS_FROM_BYTES = 1_000_000  # about 5,000 rows: below this a load is over before a progress line helps
+PROGRESS_FROM_ROWS = 5_000  # smaller files load before a progress line would help
 
 
 @click.command("ingest")
@@ -53,8 +53,7 @@ def ingest_command(
 
     if rejects_path is not None and not skip_invalid:
         raise click.UsageError("--rejects needs --skip-invalid")
-    wanted = show_progress or (sys.stderr.isatty() and file.stat().st_size > PROGRESS_FROM_BYTES)
-    progress = _ProgressLine() if wanted else None
+    progress = _ProgressLine(always=show_progress) if show_progress or sys.stderr.isatty() else None
     node = open_node_from_ctx(ctx)
     try:
         report = ingest_file(
@@ -81,9 +80,16 @@ def ingest_command(
 
 
 class _ProgressLine:
-    """One line on stderr, rewritten in place: rows checked, then rows loaded of the total."""
+    """One line on stderr, rewritten in place: rows checked, then rows loaded of the total. Unless
+    ``always``, it appears only once the file is known to have PROGRESS_FROM_ROWS rows or more."""
+
+    def __init__(self, *, always: bool) -> None:
+        self.always, self.shown = always, False
 
     def __call__(self, done: int, total: int | None) -> None:
+        if not (self.always or max(done, total or 0) >= PROGRESS_FROM_ROWS):
+            return
+        self.shown = True
         if total is None:
             text = f"checked {done:,} rows"
         else:
@@ -91,7 +97,8 @@ class _ProgressLine:
         click.echo(f"\r{text:<50}", err=True, nl=False)
 
     def done(self) -> None:
-        click.echo("", err=True)
+        if self.shown:
+            click.echo("", err=True)
 
 
 def _summary_text(file: Path) -> Any:

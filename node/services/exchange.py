@@ -126,6 +126,8 @@ def receive(node: NodeContext, body: bytes) -> bytes:
 
 def _verify_request(node: NodeContext, sealed: SealedEnvelope) -> Message:
     now = node.clock()
+    if sealed.recipient != node.node_id:
+        raise PeerRefusal("envelope is addressed to another node", code="wrong_recipient", http_status=403)
     directory = current_directory(node, now=now)
     member = directory.member(sealed.sender)
     if member is None or sealed.sender == node.node_id:

@@ -28,7 +28,6 @@ from node.context import NodeContext
 from node.errors import NodeError
 from node.storage.db import Database
 from node.storage.models.log import LogCheckpoint, LogEntryRow, LogHead
-from protocol.canonical import canonical_json
 from protocol.errors import MalformedError, ProtocolError
 from protocol.translog import (
     ZERO_HASH,
@@ -71,7 +70,7 @@ class _Head:
 _SELECT_HEAD = (
     select(_head.c.size, _head.c.last_leaf_hash, _head.c.compact)
     .where(_head.c.id == HEAD_ID)
-    # mutation
+    .with_for_update()
 )
 _INSERT_ENTRY = insert(_entries)
 _UPDATE_HEAD = (
@@ -85,7 +84,7 @@ _UPDATE_HEAD = (
 
 def _lock_head(session: Session) -> _Head:
     """Lock the log head row for this transaction (creating it on first use) and read it."""
-    row = session.execute(_SELECT_HEAD).one_or_none()
+    row = session.connection().execute(_SELECT_HEAD).one_or_none()
     if row is None:
         values = {"id": HEAD_ID, "size": 0, "last_leaf_hash": ZERO_HASH, "compact": ""}
         dialect = session.get_bind().dialect.name
@@ -140,14 +139,15 @@ def append(
     )
     leaf = entry.leaf_hash()
     row = entry.to_dict()
-    row.update(idx=row.pop("index"), detail=canonical_json(row["detail"]).decode(), leaf_hash=leaf.hex())
-    session.execute(_INSERT_ENTRY, row)
+    row.update(idx=row.pop("index"), detail=entry.detail_json.decode(), leaf_hash=leaf.hex())
+    connection = session.connection()
+    connection.execute(_INSERT_ENTRY, row)
     new_head = {
         "new_size": head.size + 1,
         "new_last": leaf.hex(),
         "new_compact": head.compact.append(leaf).to_hex(),
     }
-    session.execute(_UPDATE_HEAD, new_head)
+    connection.execute(_UPDATE_HEAD, new_head)
     return entry
 
 

@@ -12,6 +12,7 @@ code ``invalid_file``; a row that cannot be read at all comes back with ``proble
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from node.errors import OperatorError
-from protocol.htcds import MULTI_SEPARATOR, HeaderError, Problem, field_spec, resolve_columns
+from protocol.htcds import IGNORED_COLUMNS, MULTI_SEPARATOR, HeaderError, Problem, field_spec, resolve_columns
 
 FORMATS = ("csv", "jsonl", "xlsx")
 _EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".xlsx": "xlsx"}
@@ -96,14 +97,29 @@ def _cells_row(
         if name and cell is not None and cell != ""
     }
     row = SourceRow(number, values, cells, header)
-    extra = [cell for cell in cells[len(columns) :] if cell is not None and cell != ""]
-    unnamed = [c for name, c in zip(columns, cells, strict=False) if not name and c is not None and c != ""]
-    if extra or unnamed:
-        expected = f"at most {len(columns)} values, one under each named column"
-        row.problem = Problem(
-            number, _ROW, expected, f"{len(extra) + len(unnamed)} value(s) under no column name"
-        )
+    if len(cells) > len(header) or "" in header:
+        stray = [
+            c
+            for i, c in enumerate(cells)
+            if (i >= len(header) or not header[i]) and c is not None and c != ""
+        ]
+        if stray:
+            expected = f"at most {sum(1 for name in header if name)} values, one under each named column"
+            row.problem = Problem(number, _ROW, expected, f"{len(stray)} value(s) under no column name")
     return row
+
+
+def _not_utf8(path: Path) -> OperatorError:
+    """The file-level error for a file that is not UTF-8, naming the first line that is not."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with path.open("rb") as f:
+        for line, raw in enumerate(f, start=1):  # noqa: B007 - the line where the loop stops is reported
+            try:
+                decoder.decode(raw)
+            except UnicodeDecodeError:
+                break
+    return invalid_file(f"{path.name} is not UTF-8 text (line {line}); save it as UTF-8 and load again")
 
 
 def _read_csv(path: Path) -> Iterator[SourceRow]:
@@ -118,30 +134,26 @@ def _read_csv(path: Path) -> Iterator[SourceRow]:
                 raise invalid_file(
                     f"{path.name}: the header is one column; separate columns with ',' (not ';' or tab)"
                 )
+            header = [name.strip() for name in header]
             columns = _columns(header)
             for number, cells in enumerate(reader, start=2):
                 if any(cells):
                     yield _cells_row(number, cells, header, columns)
     except UnicodeDecodeError as e:
-        raise invalid_file(
-            f"{path.name} is not UTF-8 text (near row {number}); save it as UTF-8 and load again"
-        ) from e
+        raise _not_utf8(path) from e
     except csv.Error as e:
         raise invalid_file(f"{path.name} is not valid CSV near row {number + 1}") from e
 
 
 def _read_jsonl(path: Path) -> Iterator[SourceRow]:
     unknown: set[str] = set()
-    number = 0
     try:
         with path.open(encoding="utf-8-sig") as f:
             for number, line in enumerate(f, start=1):
                 if line.strip():
                     yield _json_row(number, line, unknown)
     except UnicodeDecodeError as e:
-        raise invalid_file(
-            f"{path.name} is not UTF-8 text (near line {number + 1}); save it as UTF-8 and load again"
-        ) from e
+        raise _not_utf8(path) from e
     if unknown:
         names = ", ".join(sorted(name[:40] for name in unknown)[:20])
         raise invalid_file(f"unknown column(s) {names} (column names match HTCDS 2.0, see docs/ingest.md)")
@@ -171,15 +183,17 @@ def _json_row(number: int, line: str, unknown: set[str]) -> SourceRow:
             number, {}, text, problem=Problem(number, "(line)", _LINE, "malformed or truncated JSON")
         )
     if not isinstance(obj, dict):
-        kind = {list: "array", str: "string"}.get(type(obj), "number or constant")
+        kinds: dict[type, str] = {list: "array", str: "string"}
+        kind = kinds.get(type(obj), "number or constant")
         return SourceRow(number, {}, text, problem=Problem(number, "(line)", _LINE, f"a JSON {kind}"))
     values: dict[str, object] = {}
     row = SourceRow(number, values, obj)
     for key, value in obj.items():
-        spec = field_spec(key) if key.lower() != "reject_reason" else None
+        if key.strip().lower() in IGNORED_COLUMNS:
+            continue
+        spec = field_spec(key)
         if spec is None:
-            if key.lower() != "reject_reason":
-                unknown.add(key)
+            unknown.add(key)
             continue
         if spec.name in values:
             row.problem = Problem(number, spec.name, "each column once per object", "the column twice")
@@ -203,7 +217,7 @@ def _read_xlsx(path: Path) -> Iterator[SourceRow]:
             raise invalid_file(
                 f"{path.name}: the first sheet is empty; expected a header row of HTCDS column names"
             )
-        header = ["" if cell is None else str(cell) for cell in header_cells]
+        header = ["" if cell is None else str(cell).strip() for cell in header_cells]
         columns = _columns(header)
         for number, cells in enumerate(rows, start=2):
             if any(cell is not None and cell != "" for cell in cells):

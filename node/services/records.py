@@ -12,17 +12,38 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, String, and_, cast, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Select,
+    String,
+    Table,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
+from node.storage.models import Base
 from node.storage.models.records import Case, CasePerson, IngestLoad, Person, TraffickingEvent
 from protocol.htcds import CASE_ATTRS, PERPETRATOR_ATTRS, PERSON_ATTRS, VICTIM_ATTRS, Record, content_hash
 
 if TYPE_CHECKING:
     from node.context import NodeContext
 
-PERSONS, CASES = Person.__table__, Case.__table__
-LINKS, EVENTS = CasePerson.__table__, TraffickingEvent.__table__
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+PERSONS, CASES, LINKS, EVENTS = (_table(model) for model in (Person, Case, CasePerson, TraffickingEvent))
 CONTEXT_ATTRS = VICTIM_ATTRS + PERPETRATOR_ATTRS
 CHUNK = 1000
 
@@ -66,7 +87,7 @@ class RecordWriter:
         detached = sorted(self.detached)
         for start in range(0, len(detached), CHUNK):
             orphan = ~exists().where(LINKS.c.person_id == PERSONS.c.id)
-            result = self.session.execute(
+            result: CursorResult[Any] = self.session.execute(  # type: ignore[assignment]  # a DELETE
                 delete(PERSONS).where(PERSONS.c.id.in_(detached[start : start + CHUNK]), orphan)
             )
             self.counts["persons_removed"] += result.rowcount
@@ -98,7 +119,9 @@ class RecordWriter:
     def _replace(self, ids: list[int], keys: list[str]) -> None:
         """Detach everyone from existing cases that the file replaces, except links to keep."""
         plain = [i for i, k in zip(ids, keys, strict=True) if k not in self.kept_links]
-        conditions = [LINKS.c.case_id.in_(plain[s : s + CHUNK]) for s in range(0, len(plain), CHUNK)]
+        conditions: list[ColumnElement[bool]] = [
+            LINKS.c.case_id.in_(plain[s : s + CHUNK]) for s in range(0, len(plain), CHUNK)
+        ]
         for case_db_id, key in zip(ids, keys, strict=True):
             if key in self.kept_links:
                 kept = select(PERSONS.c.id).where(PERSONS.c.person_id.in_(self.kept_links[key]))
@@ -127,8 +150,8 @@ class RecordWriter:
         self.counts["persons_created"] += len(created)
         updates = []
         for key, record in defined.items():
-            values = self._person_values(record)
-            if key in existing and existing[key][1] != values["content_hash"]:
+            values = self._person_values(record) if key in existing else {}
+            if values:
                 updates.append(values | {"id": ids[key]})
                 self.counts["persons_updated"] += ids[key] not in self.created_persons
         self._update(PERSONS, updates)
@@ -140,7 +163,7 @@ class RecordWriter:
         return values | {"content_hash": content_hash(person), "updated_at": self.now}
 
     def _links(self, batch: Sequence[Record], person_ids: dict[str, int]) -> None:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {attr: r.context.get(attr) for attr in CONTEXT_ATTRS}
             | {
                 "case_id": self.case_ids[r.case_id],
@@ -179,7 +202,7 @@ class RecordWriter:
         if not rows:
             return {}
         self.session.execute(insert(table), rows)
-        return dict(self.session.execute(select(key, table.c.id).where(key.in_(keys))).tuples().all())
+        return {k: db_id for k, db_id in self.session.execute(select(key, table.c.id).where(key.in_(keys)))}
 
     def _update(self, table: Any, rows: list[dict[str, Any]]) -> None:
         if rows:

@@ -226,12 +226,14 @@ class _Register:
     persons: dict[str, Row] = field(default_factory=dict)
     per_year: dict[int, int] = field(default_factory=dict)
 
-    def case_fields(self, case: Case) -> Row:
+    def case_fields(self, case: Case) -> tuple[str, Row]:
+        """The case id and the case's fields (status, dates, route), as this agency wrote them."""
         year = case.registered.year
         self.per_year[year] = self.per_year.get(year, 0) + 1
-        return _case_fields(self.rng, case, f"{self.country}-{year}-{self.per_year[year]:06d}")
+        return f"{self.country}-{year}-{self.per_year[year]:06d}", _case_fields(self.rng, case)
 
-    def row(self, member: Member, case: Case, case_fields: Row) -> Row:
+    def row(self, member: Member, case: Case, case_fields: tuple[str, Row]) -> Row:
+        """One person in one case; every builder gives its fields in column order, leaving out unknowns."""
         person, rng = member.person, self.rng
         local_id = self.person_ids.setdefault(
             person.true_id, f"{self.country}-P{len(self.person_ids) + 1:07d}"
@@ -240,21 +242,16 @@ class _Register:
             self.persons[person.true_id] = _person_fields(
                 rng, person, self.country, member.role, self.profile
             )
-        row: Row = {"prs_PersonId": local_id, "role": member.role, **self.persons[person.true_id]}
+        row: Row = {"cas_CaseId": case_fields[0], "prs_PersonId": local_id, "role": member.role}
+        row.update(self.persons[person.true_id])
         row.update(_context_fields(rng, member, case.route))
-        row.update(case_fields)
+        row.update(case_fields[1])
         row["shr_Matchable"] = "true" if rng.random() < 0.9 else "false"
         row["shr_HandlingCode"] = people.pick(rng, "shr_HandlingCode")
         row["shr_Grading"] = people.pick(rng, "grading_source") + people.pick(rng, "grading_information")
-        ordered: Row = {k: row[k] for k in COLUMNS if row.get(k)}
         if self.include_truth:
-            ordered[TRUTH_COLUMN] = person.true_id
-        return ordered
-
-
-def _chance(rng: random.Random, p: float, value: str | list[str]) -> str | list[str]:
-    """``value``, or nothing with probability ``1 - p``."""
-    return value if rng.random() < p else ""
+            row[TRUTH_COLUMN] = person.true_id
+        return row
 
 
 def _birthdate(rng: random.Random, birth: date, rates: tuple[float, ...]) -> str:
@@ -309,12 +306,15 @@ def _person_fields(rng: random.Random, person: Person, register: str, role: str,
         "prs_PrimaryLanguage": COUNTRIES[home].lang,
         "prs_HighestLevelOfEducation": person.education,
     }
-    fields: Row = {"prs_FirstName": first, "prs_SecondName": second}
+    fields: Row = {"prs_FirstName": first}
     if middle and rng.random() < (0.9 if same_script else 0.2):
         fields["prs_MiddleName"] = middle
-    fields.update((k, v) for k, v in values.items() if rng.random() < _KNOWN[k][column])
-    if "prs_IdentityNumber" in fields:
-        fields["prs_IdentityCountry"] = person.id_country
+    fields["prs_SecondName"] = second
+    for column_name, value in values.items():
+        if value and rng.random() < _KNOWN[column_name][column]:
+            fields[column_name] = value
+            if column_name == "prs_IdentityNumber":
+                fields["prs_IdentityCountry"] = person.id_country
     return fields
 
 
@@ -329,26 +329,34 @@ _VICTIM_KNOWN = {
 }  # fmt: skip
 
 
+_VICTIM_COLUMNS = tuple(c for c in COLUMNS if c.startswith("vic_"))
+
+
 def _context_fields(rng: random.Random, member: Member, route: Route) -> Row:
     if member.role == "perpetrator":
         return {k: v for k, v in member.context.items() if rng.random() < 0.9}
-    fields = {k: v for k, v in member.context.items() if rng.random() < _VICTIM_KNOWN.get(k, 0.9)}
+    context, fields = member.context, Row()
+    for column in _VICTIM_COLUMNS:
+        if column == "vic_AgeWhenTrafficked" and rng.random() < 0.9:  # whole years on the day of recruitment
+            birth, on = member.person.birth, route.recruitment_date
+            fields[column] = str(on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day)))
+        elif column in context and rng.random() < _VICTIM_KNOWN.get(column, 0.9):
+            fields[column] = context[column]
     if "vic_TypeOfExploitation" not in fields:  # the details of an exploitation nobody wrote down
         fields.pop("vic_ForcedLabourIndustry", None)
         fields.pop("vic_TypeOfSexExploitation", None)
-    birth, on = member.person.birth, route.recruitment_date
-    if rng.random() < 0.9:  # age in whole years on the day of recruitment
-        fields["vic_AgeWhenTrafficked"] = str(
-            on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
-        )
     return fields
 
 
-def _case_fields(rng: random.Random, case: Case, case_id: str) -> Row:
+def _chance(rng: random.Random, p: float, value: str | list[str]) -> str | list[str]:
+    """``value``, or nothing with probability ``1 - p``."""
+    return value if rng.random() < p else ""
+
+
+def _case_fields(rng: random.Random, case: Case) -> Row:
     route, registered = case.route, case.registered
     referral = max(route.exploitation_date, registered - timedelta(days=people.below(rng, 60)))
-    return {
-        "cas_CaseId": case_id,
+    fields: Row = {
         "cas_Status": people.pick(rng, "cas_Status"),
         "cas_RegistrationDate": registered.isoformat(),
         "cas_IncomingReferralDate": _chance(rng, 0.35, referral.isoformat()),
@@ -359,6 +367,7 @@ def _case_fields(rng: random.Random, case: Case, case_id: str) -> Row:
         "hte_ExploitationCountry": _chance(rng, 0.97, route.exploitation_country),
         "hte_ExploitationDate": _chance(rng, 0.85, route.exploitation_date.isoformat()),
     }
+    return {k: v for k, v in fields.items() if v}
 
 
 def columns_for(rows: Iterable[Row]) -> list[str]:

@@ -1,4 +1,4 @@
-"""Country facts, name tables and spelling variants for the synthetic case-record generator.
+"""Country facts, names, spelling variants and identifiers for the synthetic case-record generator.
 
 Everything here is invented or comes from Faker: common given names and surnames, national
 romanisation rules (Ukrainian 2010 passport, Russian ICAO 2013, Bulgarian 2009, ELOT 743) and the
@@ -9,8 +9,11 @@ way a German, Polish, French, Romanian or English clerk spells a Cyrillic name b
 from __future__ import annotations
 
 import random
+import re
+import string
 import unicodedata
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 
 from anyascii import anyascii
@@ -131,43 +134,14 @@ TABLE_NAMES = {"Arab": ARABIC, "Thai": THAI}
 TABLE_SPELLINGS = {n: v for t in (ARABIC, THAI) for s in t.values() for n, v in variant_table(s)}
 
 # Ukrainian given names and the Russian form a clerk who knows Russian may write instead (Olena -> Elena).
-UK_TO_RU = dict(
-    p.split(">")
-    for p in [
-        "Олена>Елена",
-        "Олександр>Александр",
-        "Олександра>Александра",
-        "Дмитро>Дмитрий",
-        "Сергій>Сергей",
-        "Микола>Николай",
-        "Андрій>Андрей",
-        "Володимир>Владимир",
-        "Євген>Евгений",
-        "Ганна>Анна",
-        "Катерина>Екатерина",
-        "Юлія>Юлия",
-        "Марія>Мария",
-        "Вікторія>Виктория",
-        "Світлана>Светлана",
-        "Наталія>Наталья",
-        "Тетяна>Татьяна",
-        "Ірина>Ирина",
-        "Іван>Иван",
-        "Петро>Пётр",
-        "Павло>Павел",
-        "Михайло>Михаил",
-        "Василь>Василий",
-        "Юрій>Юрий",
-        "Віталій>Виталий",
-        "Оксана>Оксана",
-        "Людмила>Людмила",
-        "Ольга>Ольга",
-        "Надія>Надежда",
-        "Софія>София",
-        "Олексій>Алексей",
-        "Григорій>Григорий",
-    ]
-)
+UK_TO_RU = {
+    "Олена": "Елена", "Олександр": "Александр", "Олександра": "Александра", "Дмитро": "Дмитрий",
+    "Сергій": "Сергей", "Микола": "Николай", "Андрій": "Андрей", "Володимир": "Владимир", "Євген": "Евгений",
+    "Ганна": "Анна", "Катерина": "Екатерина", "Юлія": "Юлия", "Марія": "Мария", "Вікторія": "Виктория",
+    "Світлана": "Светлана", "Наталія": "Наталья", "Тетяна": "Татьяна", "Ірина": "Ирина", "Іван": "Иван",
+    "Петро": "Пётр", "Павло": "Павел", "Михайло": "Михаил", "Василь": "Василий", "Юрій": "Юрий",
+    "Віталій": "Виталий", "Надія": "Надежда", "Софія": "София", "Олексій": "Алексей", "Григорій": "Григорий",
+}  # fmt: skip
 
 # Cyrillic romanisation: the English-ear base, then each style's changes. "a|b" is a at the start
 # of a word or after a vowel, b elsewhere; "-" writes nothing.
@@ -372,3 +346,50 @@ def write_name(
     if clerk_script in _RULES and respell:
         return latin_to_script(text, clerk_script)
     return text
+
+
+# Identifiers. Phones are E.164 numbers of the person's country; passport numbers follow
+# (prefix, letters, digits), by default two letters and seven digits.
+_MOBILE = {c: (f"+{f.dial}", tuple(f.mobile.split()), f.digits) for c, f in COUNTRIES.items()}
+_LANDLINE = {c: (f"+{f.dial}", tuple(f.home.split()), f.digits) for c, f in COUNTRIES.items()}
+_MAIL = {c: tuple(f.mail.split()) for c, f in COUNTRIES.items()}
+_ID_PATTERN = {"UKR": ("", 2, 6), "RUS": ("", 0, 9), "CHN": ("E", 0, 8), "USA": ("", 0, 9), "GBR": ("", 0, 9)}
+
+
+def _digits(rng: random.Random, n: int) -> str:
+    return f"{int(rng.random() * 10**n):0{n}d}"
+
+
+def phone_number(rng: random.Random, country: str, *, landline: bool = False) -> str:
+    """A mobile (or landline) number of ``country`` in E.164 form, e.g. +380671234567."""
+    dial, prefixes, digits = (_LANDLINE if landline else _MOBILE)[country]
+    return dial + prefixes[int(rng.random() * len(prefixes))] + _digits(rng, digits)
+
+
+def email_address(rng: random.Random, country: str, given: str, surname: str, birth: date) -> str:
+    """An e-mail address made of the passport spelling of the names, at a domain common in ``country``."""
+    script, lang = COUNTRIES[country].script, CYRILLIC_LANG.get(country, "")
+    first, last = _mail_name(given, script, lang), _mail_name(surname, script, lang)
+    form = int(rng.random() * 4)
+    if form == 0:
+        local = f"{first}.{last}"
+    elif form == 1:
+        local = f"{first}{last}{birth.year % 100:02d}"
+    else:
+        local = f"{first[:1]}{last}" if form == 2 else f"{first}_{last}"
+    number = str(int(rng.random() * 100)) if rng.random() < 0.3 else ""
+    domains = _MAIL[country]
+    return f"{local}{number}@{domains[int(rng.random() * len(domains))]}"
+
+
+@lru_cache(maxsize=1 << 16)
+def _mail_name(name: str, script: str, lang: str) -> str:
+    latin = latinise(name, script=script, lang=lang, style="en", alternate=False, rng=random.Random(0))  # noqa: S311
+    return re.sub(r"[^a-z]", "", anyascii(latin).lower())
+
+
+def document_number(rng: random.Random, country: str) -> str:
+    """A passport-like number issued by ``country``: a fixed prefix, capital letters, then digits."""
+    prefix, letters, digits = _ID_PATTERN.get(country, ("", 2, 7))
+    head = "".join([string.ascii_uppercase[int(rng.random() * 26)] for _ in range(letters)])
+    return prefix + head + _digits(rng, digits)

@@ -8,8 +8,6 @@ so output depends on the seed only and 100,000 rows take seconds.
 from __future__ import annotations
 
 import random
-import re
-import string
 from bisect import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +16,6 @@ from functools import cache
 from itertools import accumulate
 from typing import TypeVar
 
-from anyascii import anyascii
 from faker import Faker
 
 from node.services import synth_names as sn
@@ -106,8 +103,6 @@ _APPS = {"CHN": ("WeChat", "QQ", "QZone"), "THA": ("Line", "Facebook"), "VNM": (
 _TRANSIT = (
     "HUN", "AUT", "SRB", "TUR", "POL", "ROU", "ITA", "GRC", "LBY", "ESP", "DEU", "BEL", "CZE", "SVK", "MDA", "BGR",
 )  # fmt: skip
-# Passport numbers: (prefix, letters, digits); the default is two letters and seven digits.
-_ID_PATTERN = {"UKR": ("", 2, 6), "RUS": ("", 0, 9), "CHN": ("E", 0, 8), "USA": ("", 0, 9), "GBR": ("", 0, 9)}
 EARLIEST, _RECRUITED_BY = date(2018, 1, 1), date(2025, 6, 30)
 
 
@@ -248,10 +243,6 @@ def name_pool(country: str) -> dict[str, tuple[str, ...]]:
 _FAKER_METHODS = dict(f="first_name_female", m="first_name_male", sf="last_name_female", sm="last_name_male")
 
 
-def _digits(rng: random.Random, n: int) -> str:
-    return str(below(rng, 10**n)).zfill(n)
-
-
 def _gender(rng: random.Random, female_share: float) -> str:
     if rng.random() < 0.015:
         return pick(rng, "prs_Gender")
@@ -279,8 +270,8 @@ def make_person(rng: random.Random, ids: IdSource, citizenship: str, gender: str
     return Person(
         true_id=ids.next(), citizenship=citizens, gender=gender, given=given,
         middle=one_of(rng, middle_pool) if has_middle and middle_pool else "", surname=surname, birth=birth,
-        mobile=_phone(rng, facts, facts.mobile), home_phone=_phone(rng, facts, facts.home),
-        email=_email(rng, citizenship, given, surname, birth), id_number=_document(rng, citizens[-1]),
+        mobile=sn.phone_number(rng, citizenship), home_phone=sn.phone_number(rng, citizenship, landline=True),
+        email=sn.email_address(rng, citizenship, given, surname, birth), id_number=sn.document_number(rng, citizens[-1]),
         id_country=citizens[-1], residence=citizenship, city=below(rng, facts.cities.count(";") + 1),
         marital=pick(rng, "prs_MaritalStatus") if adult else "Single",
         children=int(pick(rng, "children")) if adult else 0,
@@ -289,40 +280,6 @@ def make_person(rng: random.Random, ids: IdSource, citizenship: str, gender: str
 
 
 _CHILD_EDUCATION = ("PrimaryEducation", "LowerSecondaryEducation")
-
-
-def _phone(rng: random.Random, facts: sn.CountryFacts, prefixes: str) -> str:
-    return f"+{facts.dial}{one_of(rng, _split(prefixes))}{_digits(rng, facts.digits)}"
-
-
-@cache
-def _split(text: str) -> tuple[str, ...]:
-    return tuple(text.split())
-
-
-def _email(rng: random.Random, country: str, given: str, surname: str, birth: date) -> str:
-    script, lang = COUNTRIES[country].script, sn.CYRILLIC_LANG.get(country, "")
-    first, last = (_mail_name(n, script, lang) for n in (given, surname))
-    local = one_of(
-        rng,
-        (f"{first}.{last}", f"{first}{last}{birth.year % 100:02d}", f"{first[:1]}{last}", f"{first}_{last}"),
-    )
-    return f"{local}{below(rng, 100) if rng.random() < 0.3 else ''}@{one_of(rng, _split(COUNTRIES[country].mail))}"
-
-
-@cache
-def _mail_name(name: str, script: str, lang: str) -> str:
-    """The passport spelling of a name in lower-case ASCII letters, as in an e-mail address."""
-    latin = sn.latinise(name, script=script, lang=lang, style="en", alternate=False, rng=random.Random(0))  # noqa: S311
-    return re.sub(r"[^a-z]", "", anyascii(latin).lower())
-
-
-def _document(rng: random.Random, country: str) -> str:
-    """A passport-like number: a fixed prefix, capital letters, then digits."""
-    prefix, letters, digits = _ID_PATTERN.get(country, ("", 2, 7))
-    return (
-        prefix + "".join(one_of(rng, string.ascii_uppercase) for _ in range(letters)) + _digits(rng, digits)
-    )
 
 
 def make_perpetrator(rng: random.Random, ids: IdSource, citizenship: str, before: date) -> Person:
