@@ -195,9 +195,11 @@ def describe(raw: object) -> str:
     return "a date" if isinstance(raw, date) else f"a value of type {type(raw).__name__}"
 
 
-def _show(raw: object, identifying: bool) -> str:
+def _show(raw: object) -> str:
+    """A short code-like value as written, anything else described. Never called for a direct
+    identifier: those are text, phone, e-mail or date columns, whose errors only describe."""
     text = str(raw) if isinstance(raw, str | int) and not isinstance(raw, bool) else ""
-    return repr(text) if not identifying and _CODE_LIKE.match(text) else describe(raw)
+    return repr(text) if _CODE_LIKE.match(text) else describe(raw)
 
 
 def _as_text(raw: object, spec: FieldSpec) -> str:
@@ -207,7 +209,7 @@ def _as_text(raw: object, spec: FieldSpec) -> str:
         return str(raw)
     if isinstance(raw, float) and raw.is_integer():
         return str(int(raw))
-    raise _Invalid(spec.item_expected, _show(raw, spec.identifying))
+    raise _Invalid(spec.item_expected, describe(raw))
 
 
 def _parse_date(raw: object, spec: FieldSpec) -> str:
@@ -248,7 +250,7 @@ def _parse_item(raw: object, spec: FieldSpec) -> FieldValue:
     if spec.lookup is not None and text.lower() in spec.lookup:
         return spec.lookup[text.lower()]
     if spec.kind in ("bool", "int") or spec.lookup is not None:
-        raise _Invalid(spec.item_expected, _show(raw, spec.identifying))
+        raise _Invalid(spec.item_expected, _show(raw))
     if len(text) > spec.max_length:
         raise _Invalid(spec.item_expected, f"{len(text)} characters")
     if (_CONTROL_FREE_TEXT if spec.kind == "free" else _CONTROL).search(text):
@@ -278,7 +280,7 @@ def _check_pattern(pattern: str, fold: Callable[[str], str]) -> Callable[[str, s
 
     def check(text: str, expected: str) -> str:
         if not compiled.match(fold(text)):
-            raise _Invalid(expected, _show(text, False))
+            raise _Invalid(expected, _show(text))
         return fold(text)
 
     return check

@@ -70,7 +70,8 @@ def serve_command(ctx: click.Context, bind: str | None, workers: int | None, no_
         "limit_request_line": 8190,
         "accesslog": None,
         "errorlog": "-",
-        "loglevel": "warning",
+        "loglevel": "info",
+        "logconfig_dict": _gunicorn_logging(settings.node_id),
         "proc_name": f"palermo-{settings.node_id}",
     }
     try:
@@ -82,6 +83,21 @@ def serve_command(ctx: click.Context, bind: str | None, workers: int | None, no_
                 scheduler.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 scheduler.kill()
+
+
+def _gunicorn_logging(node_id: str) -> dict[str, Any]:
+    """gunicorn's own messages as JSON lines too, like the node's."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "node.logs.JsonFormatter", "node_id": node_id}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["stderr"], "propagate": False},
+            "gunicorn.access": {"level": "WARNING", "handlers": ["stderr"], "propagate": False},
+        },
+        "root": {"level": "WARNING", "handlers": ["stderr"]},
+    }
 
 
 def _keys_protected(home: Any) -> bool:

@@ -1,6 +1,6 @@
 """The node's exchange log: appends inside the caller's transaction, signed checkpoints, verification.
 
-Entries, hashes and checkpoint notes are defined in protocol/translog.py (spec: protocol/SPEC.md,
+Entries, hashes and checkpoint notes are defined in protocol/translog/ (spec: protocol/SPEC.md,
 "Exchange log"); docs/audit.md explains the log to operators and auditors.
 
 Appends are serialised by the one-row ``log_head`` table: every append locks it (``SELECT ...
@@ -217,7 +217,7 @@ def _check_extension(
     verifier.resume(start, last_hash or "")
     for fields, leaf_hash in _stream_entries(session, start.size):
         verifier.add(fields, leaf_hash)
-    if verifier.problems:
+    if verifier.problem_count:
         raise LogIntegrityError(f"refusing to sign a checkpoint: {verifier.problems[0]}")
     if verifier.compact() != head.compact or verifier.last_leaf_hash != head.last_leaf_hash:
         raise LogIntegrityError("refusing to sign a checkpoint: the log head does not match the entries")

@@ -69,7 +69,7 @@ class IngestRejected(OperatorError):
 
     def __init__(self, report: IngestReport) -> None:
         super().__init__(
-            f"{len(report.problems)} problem(s) in {report.rows_rejected} of {report.rows_read} row(s); "
+            f"{len(report.problems):,} problem(s) in {report.rows_rejected:,} of {report.rows_read:,} row(s); "
             "nothing was loaded"
         )
         self.report = report
@@ -194,8 +194,7 @@ def ingest_file(
     per batch: total is None while checking, the number of rows to load while loading.
     """
     fmt = detect_format(path, file_format)
-    if rejects_path is not None and not skip_invalid:
-        raise OperatorError("a rejects file is written only with skip_invalid", code="invalid_request")
+    rejects = _rejects_path(path, skip_invalid, rejects_path)
     plan = LoadPlan(rules=_rules(node), keep_originals=skip_invalid)
     for source in read_rows(path, fmt):
         plan.check(source)
@@ -207,10 +206,8 @@ def ingest_file(
     if plan.rejected and not skip_invalid:
         raise IngestRejected(report)
     if plan.rejects:
-        report.rejects_file = rejects_path or path.with_name(f"{path.stem}.rejected.csv")
-        if report.rejects_file.resolve() == path.resolve():
-            raise OperatorError("the rejects file cannot be the input file", code="invalid_request")
-        write_rejects(report.rejects_file, plan.rejects)
+        write_rejects(rejects, plan.rejects)
+        report.rejects_file = rejects
     try:
         _load(node, path, plan, report, progress)
     except IntegrityError as e:
@@ -218,6 +215,15 @@ def ingest_file(
             "another load changed the same cases at the same time; load again", code="conflict"
         ) from e
     return report
+
+
+def _rejects_path(path: Path, skip_invalid: bool, given: Path | None) -> Path:
+    if given is not None and not skip_invalid:
+        raise OperatorError("a rejects file is written only with skip_invalid", code="invalid_request")
+    rejects = given or path.with_name(f"{path.stem}.rejected.csv")
+    if rejects.resolve() == path.resolve():
+        raise OperatorError("the rejects file cannot be the file being loaded", code="invalid_request")
+    return rejects
 
 
 def _rules(node: NodeContext) -> RowRules:

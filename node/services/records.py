@@ -151,7 +151,7 @@ class RecordWriter:
         updates = []
         for key, record in defined.items():
             values = self._person_values(record) if key in existing else {}
-            if values:
+            if values and existing[key][1] != values["content_hash"]:
                 updates.append(values | {"id": ids[key]})
                 self.counts["persons_updated"] += ids[key] not in self.created_persons
         self._update(PERSONS, updates)

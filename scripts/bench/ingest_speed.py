@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
 import sqlite3
 import sys
@@ -20,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from node.context import open_node  # noqa: E402
-from node.keys import NodeKeys, save_keys  # noqa: E402
-from node.services.ingest import ingest_file  # noqa: E402
-from node.settings import SETTINGS_FILE, render_settings  # noqa: E402
-from node.storage.db import migrate  # noqa: E402
+from node.context import open_node
+from node.keys import NodeKeys, save_keys
+from node.services.ingest import ingest_file
+from node.settings import SETTINGS_FILE, render_settings
+from node.storage.db import migrate
 
 COUNTRIES = ("ROU", "MDA", "UKR", "NGA", "VNM", "BGR", "NLD", "DEU", "ITA", "ESP")
 EXPLOITATION = ("ForcedLabour", "SexualExploitation", "ForcedCriminality", "ForcedBegging", "Servitude")
@@ -32,27 +33,28 @@ CONTROL = ("DebtBondage", "WithholdsDocuments", "PhysicalThreats", "RestrictsMov
 
 
 def local_rows(n: int, seed: int = 7) -> list[dict[str, str]]:
-    """``n`` plausible rows, about 2.5 persons per case, 1 in 10 persons in two cases."""
+    """``n`` plausible rows, about 2.5 persons per case, 1 in 10 rows a person already in another case."""
     rng = random.Random(seed)
     rows: list[dict[str, str]] = []
+    seen: list[int] = []  # person numbers so far
     case = 0
     while len(rows) < n:
         case += 1
+        case_fields = {
+            "cas_CaseId": f"C{case:07d}",
+            "cas_Status": rng.choice(("Active", "Closed")),
+            "cas_RegistrationDate": f"{rng.randrange(2015, 2026)}-{rng.randrange(1, 13):02d}-15",
+        }
+        in_case: set[int] = set()
         for member in range(rng.choice((1, 2, 2, 3, 4))):
-            person = rng.randrange(max(n // 10, 1)) if rng.random() < 0.1 else len(rows) + n
+            number = rng.choice(seen) if seen and rng.random() < 0.1 else len(seen)
+            number = len(seen) if number in in_case else number
+            if number == len(seen):
+                seen.append(number)
+            in_case.add(number)
             victim = member > 0 or rng.random() < 0.5
-            row = {
-                "cas_CaseId": f"C{case:07d}",
-                "prs_PersonId": f"P{person:08d}",
-                "role": "victim" if victim else "perpetrator",
-                "prs_FirstName": rng.choice(("Ana", "Ion", "Maria", "Олена", "Chukwuemeka", "Thị Lan")),
-                "prs_SecondName": rng.choice(("Popescu", "Rusu", "Коваленко", "Okafor", "Nguyễn")),
-                "prs_Birthdate": f"{rng.randrange(1960, 2008)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
-                "prs_Gender": rng.choice(("Feminine", "Masculine")),
-                "prs_Citizenship": rng.choice(COUNTRIES),
-                "prs_MobilePhone": f"+40 7{rng.randrange(10**8):08d}",
-                "cas_Status": rng.choice(("Active", "Closed")),
-                "cas_RegistrationDate": f"{rng.randrange(2015, 2026)}-{rng.randrange(1, 13):02d}-15",
+            row = {**case_fields, **_person(number), "role": "victim" if victim else "perpetrator"}
+            row |= {
                 "hte_RecruitmentCountry": rng.choice(COUNTRIES),
                 "hte_ExploitationCountry": rng.choice(COUNTRIES),
                 "shr_Matchable": rng.choice(("true", "false")),
@@ -65,6 +67,20 @@ def local_rows(n: int, seed: int = 7) -> list[dict[str, str]]:
                 row["per_RoleInProcess"] = rng.choice(("RecruiterOrIntermediary", "Exploiter", "Transporter"))
             rows.append(row)
     return rows[:n]
+
+
+def _person(number: int) -> dict[str, str]:
+    """The fields of person ``number``: the same in every case the person is in."""
+    rng = random.Random(number)
+    return {
+        "prs_PersonId": f"P{number:08d}",
+        "prs_FirstName": rng.choice(("Ana", "Ion", "Maria", "Олена", "Chukwuemeka", "Thị Lan")),
+        "prs_SecondName": rng.choice(("Popescu", "Rusu", "Коваленко", "Okafor", "Nguyễn")),
+        "prs_Birthdate": f"{rng.randrange(1960, 2008)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+        "prs_Gender": rng.choice(("Feminine", "Masculine")),
+        "prs_Citizenship": rng.choice(COUNTRIES),
+        "prs_MobilePhone": f"+40 7{rng.randrange(10**8):08d}",
+    }
 
 
 def synth_rows(n: int) -> list[dict[str, str]] | None:
@@ -85,19 +101,33 @@ def write_csv(rows: list[dict[str, str]], path: Path) -> None:
 
 
 def write_file(rows: list[dict[str, str]], path: Path, fmt: str) -> None:
+    """The rows as CSV, JSON Lines (multi-valued as arrays, empty fields left out) or XLSX."""
     if fmt == "csv":
         write_csv(rows, path)
-        return
-    from node.services.synth import write_rows
+    elif fmt == "jsonl":
+        with path.open("w", encoding="utf-8") as f:
+            for row in rows:
+                obj = {k: v.split(";") if ";" in v else v for k, v in row.items() if v}
+                f.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    else:
+        from openpyxl import Workbook
 
-    write_rows([{k: v for k, v in row.items() if v} for row in rows], path, fmt)  # type: ignore[misc]
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet("records")
+        header = list(dict.fromkeys(k for row in rows for k in row))
+        sheet.append(header)
+        for row in rows:
+            sheet.append([row.get(column) or None for column in header])
+        book.save(path)
 
 
 def make_node_home(root: Path) -> Path:
     home = root / "home"
     home.mkdir()
     url = f"sqlite:///{home / 'palermo.db'}"
-    settings = render_settings(node_id="bench", country="ROU", url="http://127.0.0.1:8400", database_url=url, bind="127.0.0.1:8400")
+    settings = render_settings(
+        node_id="bench", country="ROU", url="http://127.0.0.1:8400", database_url=url, bind="127.0.0.1:8400"
+    )
     (home / SETTINGS_FILE).write_text(settings, encoding="utf-8")
     save_keys(NodeKeys.generate(), home / "keys", passphrase=None)
     migrate(url)

@@ -8,12 +8,13 @@ import os
 import stat
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from node.cli import cli
 from node.context import NodeContext, open_node
@@ -170,9 +171,16 @@ def write_xlsx(path: Path, rows: list[dict[str, Any]]) -> Path:
     sheet = book.active
     sheet.append(header)
     for row in rows:
-        sheet.append([row.get(column) for column in header])
+        sheet.append([_typed(row.get(column)) for column in header])
     book.save(path)
     return path
+
+
+def _typed(value: Any) -> Any:
+    """Full dates as date cells and whole numbers as number cells, as a spreadsheet would hold them."""
+    if isinstance(value, str) and len(value) == 10 and value[4] == value[7] == "-":
+        return datetime.strptime(value, "%Y-%m-%d")
+    return int(value) if isinstance(value, str) and value.isdigit() else value
 
 
 def snapshot(node: NodeContext) -> dict[str, Any]:
@@ -303,6 +311,32 @@ def test_reload_replaces_cases_and_updates_persons(node: NodeContext, tmp_path: 
     assert after["links"]["C-1", "P-1"][1] == ["ForcedLabour"]
     assert (count(node, Person), count(node, CasePerson), count(node, Case)) == (2, 3, 2)
     assert count(node, TraffickingEvent) == 5  # 4 for C-1/P-1, 1 for C-2/P-1, none for the newcomer
+
+
+def test_small_batches_and_a_small_cache_load_the_same(
+    node: NodeContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of one row and a cache of one record: a person's fields come in a later batch than the
+    person (a placeholder first), cases span batches, and rows past the cache are read again."""
+    reference_only = {"cas_CaseId": "C-0", "prs_PersonId": "P-1", "role": "victim"}
+    rows = [reference_only, *ROWS]
+    ingest_file(node, write_csv(tmp_path / "a.csv", rows))
+    expected = snapshot(node)
+    monkeypatch.setattr("node.services.ingest.BATCH_ROWS", 1)
+    monkeypatch.setattr("node.services.ingest.CACHE_ROWS", 1)
+    with node.db.transaction() as session:
+        session.execute(delete(TraffickingEvent))
+        session.execute(delete(CasePerson))
+        session.execute(delete(Person))
+        session.execute(delete(Case))
+    report = ingest_file(node, write_csv(tmp_path / "b.csv", rows))
+    assert (report.rows_loaded, report.cases_created, report.persons_created, report.persons_updated) == (
+        4,
+        3,
+        2,
+        0,
+    )
+    assert snapshot(node) == expected
 
 
 def test_bad_rows_load_nothing(node: NodeContext, tmp_path: Path) -> None:

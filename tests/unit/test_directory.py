@@ -265,7 +265,7 @@ def test_building_in_python_validates_too() -> None:
 
 
 def test_canonical_signing_bytes_vector() -> None:
-    """The exact bytes governance keys sign (protocol/SPEC-directory.md), written out by hand."""
+    """The exact bytes governance keys sign (protocol/SPEC.md section 6), written out by hand."""
     gov = bytes(GOV[0].verify_key)
     m = MEMBERS[1]
     directory = Directory(

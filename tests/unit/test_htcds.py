@@ -6,6 +6,7 @@ import hashlib
 import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -259,6 +260,19 @@ def test_direct_identifiers_are_never_echoed() -> None:
         assert needle not in text
 
 
+def test_direct_identifiers_are_columns_whose_errors_only_describe() -> None:
+    identifying = {name for name, spec in htcds.FIELDS.items() if spec.identifying}
+    assert identifying == {
+        "prs_FirstName", "prs_MiddleName", "prs_SecondName", "prs_Birthdate", "prs_IdentityNumber", "prs_Email",
+        "prs_HomePhone", "prs_MobilePhone", "prs_MailingStreet", "prs_MailingPostalCode",
+    }  # fmt: skip
+    for name in identifying:
+        assert (
+            htcds.FIELDS[name].kind in ("text", "date", "phone", "email")
+            and htcds.FIELDS[name].lookup is None
+        )
+
+
 def test_resolve_columns_maps_names_in_any_letter_case() -> None:
     header = [
         "CAS_caseid",
@@ -364,3 +378,12 @@ def test_fast_parsers_agree_with_the_full_parser(column: str, raw: str) -> None:
     fast = outcome(spec.fast)
     if fast is not htcds._MISS:
         assert fast == outcome(spec.parse_slowly)
+
+
+def test_docs_list_every_column_and_value_name() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "ingest.md").read_text(encoding="utf-8")
+    for name, spec in htcds.FIELDS.items():
+        assert f"`{name}`" in docs, name
+        if spec.lookup is not None and len(spec.lookup) < 200:  # not the country codes
+            for value in spec.lookup.values():
+                assert value in docs, (name, value)

@@ -451,6 +451,12 @@ def test_tampered_checkpoint_notes_are_refused(note: bytes, code: str, message: 
     assert isinstance(info.value, VerificationError | MalformedError)
 
 
+def test_a_log_key_of_the_wrong_length_is_refused() -> None:
+    with pytest.raises(MalformedError) as info:
+        verify_checkpoint(NOTE, origin=ORIGIN, public_key=bytes(31))
+    assert (info.value.code, info.value.message) == ("malformed_key", "log public key: expected 32 bytes")
+
+
 def test_another_logs_origin_finds_no_signature() -> None:
     with pytest.raises(VerificationError) as info:
         verify_checkpoint(NOTE, origin="palermo/rou-anitp/exchange-log", public_key=LOG_KEY.verify_key)

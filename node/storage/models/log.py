@@ -2,7 +2,7 @@
 
 Each entry is stored as its fields (so that it can be queried) and its leaf hash; verification
 re-canonicalises the fields, so a change to any column shows. ``detail`` is kept as canonical
-JSON text. See protocol/translog.py and docs/audit.md.
+JSON text. See protocol/translog/ and docs/audit.md.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises:
-Create Date: 2026-11-28 09:25:54.041425
+Create Date: 2026-11-28 09:42:30.917624
 """
 
 from __future__ import annotations
