@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from node.keys import NodeKeys, load_keys
 from node.settings import Settings, load_settings
@@ -31,6 +31,7 @@ class NodeContext:
     clock: Callable[[], int] = system_clock
     random_bytes: Callable[[int], bytes] = os.urandom
     transport: PeerTransport | None = field(default=None)
+    cache: dict[str, Any] = field(default_factory=dict)  # per-process caches of services
 
     @property
     def node_id(self) -> str:

@@ -11,6 +11,7 @@ import functools
 import hmac
 import json
 import os
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,11 +124,23 @@ def installed_record(node: NodeContext) -> InstalledDirectory | None:
     )
 
 
+CACHE_SECONDS = 1.0  # how long a process may keep using the directory it read last
+
+
 def installed_directory(node: NodeContext) -> Directory | None:
-    """The installed directory, expired or not, or None (for ``show``; exchange uses current_directory)."""
-    with node.db.transaction() as session:
+    """The installed directory, expired or not, or None (for ``show``; exchange uses current_directory).
+
+    Every envelope asks for it, so each process keeps what it read for CACHE_SECONDS: a directory
+    installed by another process is in force everywhere within that time.
+    """
+    cached = node.cache.get("directory")
+    if cached is not None and time.monotonic() - cached[0] < CACHE_SECONDS:
+        return cached[1]  # type: ignore[no-any-return]
+    with node.db.read() as session:
         row = _latest(session)
-        return None if row is None else _stored(row.document, row.sha256)
+        directory = None if row is None else _stored(row.document, row.sha256)
+    node.cache["directory"] = (time.monotonic(), directory)
+    return directory
 
 
 def current_directory(node: NodeContext, *, now: int | None = None) -> Directory:
@@ -203,6 +216,7 @@ def install_directory(node: NodeContext, data: bytes, *, initial: bool) -> Direc
         os.replace(staged, target)
     finally:
         staged.unlink(missing_ok=True)
+        node.cache.pop("directory", None)
     return directory
 
 

@@ -13,7 +13,9 @@ are those of their first row in the file that has any.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -193,8 +195,21 @@ def ingest_file(
     ``<name>.rejected.csv`` beside the file, mode 0600). ``progress(rows_done, total)`` is called
     per batch: total is None while checking, the number of rows to load while loading.
     """
+    with _cyclic_gc_paused():
+        return _ingest(
+            node, path, skip_invalid, _rejects_path(path, skip_invalid, rejects_path), progress, file_format
+        )
+
+
+def _ingest(
+    node: NodeContext,
+    path: Path,
+    skip_invalid: bool,
+    rejects: Path,
+    progress: Progress | None,
+    file_format: str | None,
+) -> IngestReport:
     fmt = detect_format(path, file_format)
-    rejects = _rejects_path(path, skip_invalid, rejects_path)
     plan = LoadPlan(rules=_rules(node), keep_originals=skip_invalid)
     for source in read_rows(path, fmt):
         plan.check(source)
@@ -215,6 +230,20 @@ def ingest_file(
             "another load changed the same cases at the same time; load again", code="conflict"
         ) from e
     return report
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while loading. Pass 1 keeps up to CACHE_ROWS records
+    (which hold no cycles), and every full collection walks them all again: pausing saves about
+    a fifth of the time of a 50,000-row load. The previous state is restored afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _rejects_path(path: Path, skip_invalid: bool, given: Path | None) -> Path:

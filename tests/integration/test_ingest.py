@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import os
 import stat
@@ -217,6 +218,7 @@ def count(node: NodeContext, model: Any) -> int:
 
 def test_csv_load_stores_every_part_of_a_row(node: NodeContext, tmp_path: Path) -> None:
     report = ingest_file(node, write_csv(tmp_path / "cases.csv", ROWS, bom=True))
+    assert gc.isenabled()  # paused during the load only
     assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (3, 3, 0)
     assert (report.cases_created, report.cases_updated, report.persons_created, report.persons_updated) == (
         2,
@@ -351,6 +353,7 @@ def test_bad_rows_load_nothing(node: NodeContext, tmp_path: Path) -> None:
     with pytest.raises(IngestRejected) as e:
         ingest_file(node, write_csv(tmp_path / "bad.csv", rows))
     assert e.value.code == "invalid_rows"
+    assert gc.isenabled()
     report = e.value.report
     assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (4, 0, 2)
     assert [(p.row, p.field) for p in report.problems] == [(3, "prs_Gender"), (4, "prs_Birthdate")]
