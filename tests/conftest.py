@@ -62,10 +62,17 @@ def make_home(tmp_path: Path) -> Callable[..., Path]:
     """Create node homes under tmp_path: make_home("nld", "NLD", database_url=None)."""
     from node.services.init import init_home
 
-    def make(node_id: str = "nld", country: str = "NLD", *, database_url: str | None = None, port: int = 0) -> Path:
+    def make(
+        node_id: str = "nld", country: str = "NLD", *, database_url: str | None = None, port: int = 0
+    ) -> Path:
         home = tmp_path / node_id
-        init_home(home, node_id=node_id, country=country, url=f"http://127.0.0.1:{port or 9}/{node_id}",
-                  database_url=database_url)
+        init_home(
+            home,
+            node_id=node_id,
+            country=country,
+            url=f"http://127.0.0.1:{port or 9}/{node_id}",
+            database_url=database_url,
+        )
         return home
 
     return make

@@ -19,7 +19,14 @@ from flask.testing import FlaskClient
 from node.app import create_app
 from node.context import NodeContext, open_node
 from node.transport import InMemoryTransport, PeerResponse
-from protocol.directory import Directory, GovernanceKey, GovernanceKeys, Member, SignedDirectory, sign_directory
+from protocol.directory import (
+    Directory,
+    GovernanceKey,
+    GovernanceKeys,
+    Member,
+    SignedDirectory,
+    sign_directory,
+)
 
 ROLES = ["analyst", "data-owner", "linkage-unit", "witness"]
 
@@ -53,16 +60,31 @@ class Federation:
 
 def member_of(node: NodeContext) -> Member:
     return Member.from_dict(
-        {"node_id": node.node_id, "country": node.settings.country, "url": node.settings.url, "roles": ROLES, **node.keys.public()}
+        {
+            "node_id": node.node_id,
+            "country": node.settings.country,
+            "url": node.settings.url,
+            "roles": ROLES,
+            **node.keys.public(),
+        }
     )
 
 
-def signed_directory(members: list[Member], keys: list[nacl.signing.SigningKey], *, version: int, expires: int, threshold: int = 2) -> bytes:
+def signed_directory(
+    members: list[Member],
+    keys: list[nacl.signing.SigningKey],
+    *,
+    version: int,
+    expires: int,
+    threshold: int = 2,
+) -> bytes:
     directory = Directory(
         federation="test",
         version=version,
         expires=expires,
-        governance=GovernanceKeys(keys=tuple(GovernanceKey(public=bytes(k.verify_key)) for k in keys), threshold=threshold),
+        governance=GovernanceKeys(
+            keys=tuple(GovernanceKey(public=bytes(k.verify_key)) for k in keys), threshold=threshold
+        ),
         members=tuple(members),
     )
     document = SignedDirectory(signed=directory)
@@ -71,7 +93,13 @@ def signed_directory(members: list[Member], keys: list[nacl.signing.SigningKey],
     return document.to_bytes()
 
 
-def build_federation(make_home: Callable[..., Path], ids: list[tuple[str, str]], *, database_url: str | None = None, now: int = 1_800_000_000) -> Federation:
+def build_federation(
+    make_home: Callable[..., Path],
+    ids: list[tuple[str, str]],
+    *,
+    database_url: str | None = None,
+    now: int = 1_800_000_000,
+) -> Federation:
     from node.services.directory import install_directory
 
     clock = Clock(now)
@@ -83,7 +111,9 @@ def build_federation(make_home: Callable[..., Path], ids: list[tuple[str, str]],
         node.clock = clock
         nodes[node_id] = node
     governance = [nacl.signing.SigningKey.generate() for _ in range(3)]
-    data = signed_directory([member_of(n) for n in nodes.values()], governance, version=1, expires=now + 30 * 86400)
+    data = signed_directory(
+        [member_of(n) for n in nodes.values()], governance, version=1, expires=now + 30 * 86400
+    )
     for node in nodes.values():
         install_directory(node, data, initial=True)
     apps, clients = {}, {}

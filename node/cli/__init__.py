@@ -54,7 +54,7 @@ class PalermoGroup(click.Group):
             return super().invoke(ctx)
         except (NodeError, ProtocolError) as e:
             code, message = e.code, e.message
-        if "--json" in sys.argv[1:]:
+        if ctx.meta.get("palermo_json") or "--json" in sys.argv[1:]:
             click.echo(json.dumps({"error": code, "message": message}))
         else:
             click.echo(f"error: {message} [{code}]", err=True)

@@ -66,4 +66,4 @@ def table(rows: list[list[Any]], headers: list[str]) -> str:
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=False))
     out = [line, "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) for row in cells]
-    return "\n".join(out)
+    return "\n".join(line.rstrip() for line in out)

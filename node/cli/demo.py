@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from node.cli.common import json_option
+
 
 @click.command("demo")
 @click.option(
@@ -18,7 +20,7 @@ import click
 @click.option("--records", default=2000, show_default=True, help="Synthetic case-person rows per country.")
 @click.option("--seed", default=7, show_default=True)
 @click.option("--keep", is_flag=True, help="Leave the sandbox running at the end.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON at the end.")
+@json_option
 def demo_command(root: str | None, records: int, seed: int, keep: bool, as_json: bool) -> None:
     """Bring up three nodes, load synthetic records, exchange envelopes, verify the logs, tear down."""
     from node.services.demo import run_demo

@@ -73,9 +73,9 @@ def ingest_command(
             click.echo(_rejected_text(e, file), err=True)
         ctx.exit(1)
     finally:
+        if progress is not None:
+            progress.done()
         node.close()
-    if progress is not None:
-        progress.done()
     emit(report.to_dict(), as_json, _summary_text(file))
 
 
@@ -97,8 +97,10 @@ class _ProgressLine:
         click.echo(f"\r{text:<50}", err=True, nl=False)
 
     def done(self) -> None:
+        """End the line (once), so that what follows starts on a line of its own."""
         if self.shown:
             click.echo("", err=True)
+            self.shown = False
 
 
 def _summary_text(file: Path) -> Any:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from node.cli.common import table
+from node.cli.common import json_option, table
 
 
 @click.group("sandbox")
@@ -30,7 +30,7 @@ def up(root: str, nodes: str) -> None:
 
 @sandbox_group.command("down")
 @click.option("--dir", "root", required=True, type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 def down(root: str, as_json: bool) -> None:
     """Stop every node of the sandbox in DIR (the homes stay; 'up' restarts them)."""
     from node.services import sandbox

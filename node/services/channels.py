@@ -29,7 +29,9 @@ def next_outgoing_seq(session: Session, peer: str) -> int:
     return int(session.execute(select(Channel.last_seq).where(where)).scalar_one())
 
 
-def accept_incoming(session: Session, *, peer: str, message_id: str, seq: int | None, forget_after: int) -> None:
+def accept_incoming(
+    session: Session, *, peer: str, message_id: str, seq: int | None, forget_after: int
+) -> None:
     """Record an accepted message id, and its seq on the channel from ``peer`` when ``seq`` is given.
 
     Raises PeerRefusal ``replayed_message`` for an id seen before and ``sequence_regressed`` for a
@@ -38,7 +40,9 @@ def accept_incoming(session: Session, *, peer: str, message_id: str, seq: int | 
     instead (protocol/SPEC.md, "Replies").
     """
     if not _insert_ignore(session, SeenMessage, message_id=message_id, peer=peer, forget_after=forget_after):
-        raise PeerRefusal("this message id was accepted before (replay)", code="replayed_message", http_status=409)
+        raise PeerRefusal(
+            "this message id was accepted before (replay)", code="replayed_message", http_status=409
+        )
     if seq is None:
         return
     where = (Channel.peer == peer) & (Channel.direction == "in")
@@ -59,5 +63,3 @@ def forget_expired(session: Session, now: int) -> int:
     """Drop seen ids whose envelopes could no longer pass the time check. Returns how many."""
     result = session.execute(delete(SeenMessage).where(SeenMessage.forget_after < now))
     return int(getattr(result, "rowcount", 0) or 0)
-
-

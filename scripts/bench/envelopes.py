@@ -27,11 +27,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from node.context import open_node  # noqa: E402
-from node.services import sandbox  # noqa: E402
-from node.services.channels import next_outgoing_seq  # noqa: E402
-from node.services.exchange import send_request  # noqa: E402
-from protocol.envelope import Header, Message, seal  # noqa: E402
+from node.context import open_node
+from node.services import sandbox
+from node.services.channels import next_outgoing_seq
+from node.services.exchange import send_request
+from protocol.envelope import Header, Message, seal
 
 
 def raw_rate(seconds: float = 2.0) -> float:
@@ -42,7 +42,10 @@ def raw_rate(seconds: float = 2.0) -> float:
         payload={"nonce": "cd" * 16},
     )
     data = message.signing_bytes()
-    sender_box, receiver_box = nacl.public.Box(box_a, box_b.public_key), nacl.public.Box(box_b, box_a.public_key)
+    sender_box, receiver_box = (
+        nacl.public.Box(box_a, box_b.public_key),
+        nacl.public.Box(box_b, box_a.public_key),
+    )
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         signed = sign_a.sign(data)
@@ -58,7 +61,15 @@ def accept_rate(nld, rou_url: str, count: int) -> float:  # type: ignore[no-unty
         now = int(time.time())
         with nld.db.transaction() as s:
             seq = next_outgoing_seq(s, "rou")
-        header = Header(id=os.urandom(16).hex(), type="ping", sender="nld", recipient="rou", created=now, expires=now + 600, seq=seq)
+        header = Header(
+            id=os.urandom(16).hex(),
+            type="ping",
+            sender="nld",
+            recipient="rou",
+            created=now,
+            expires=now + 600,
+            seq=seq,
+        )
         sealed = seal(
             Message(header=header, payload={"nonce": os.urandom(16).hex()}),
             signing_key=nld.keys.signing,
@@ -97,7 +108,9 @@ def round_rate(nodes: list, target: str, count: int) -> float:  # type: ignore[n
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--count", type=int, default=400)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="palermo-bench-") as tmp:
@@ -115,9 +128,15 @@ def main() -> None:
             sandbox.down(root)
     cores = os.cpu_count()
     print(f"machine: {cores} cores; each figure beside the raw rate measured in the same run")
-    print(f"raw PyNaCl sign+encrypt+decrypt+verify : {raw:9,.0f} /s (one core; {raw_after:,.0f} /s again at the end)")
-    print(f"accepted by one node (1 sender, in order): {accept:9,.0f} envelopes/s  = {accept / raw:.2%} of raw")
-    print(f"full round trips, 1 sender               : {one:9,.0f} /s  (2 envelopes each, both logged on both sides)")
+    print(
+        f"raw PyNaCl sign+encrypt+decrypt+verify : {raw:9,.0f} /s (one core; {raw_after:,.0f} /s again at the end)"
+    )
+    print(
+        f"accepted by one node (1 sender, in order): {accept:9,.0f} envelopes/s  = {accept / raw:.2%} of raw"
+    )
+    print(
+        f"full round trips, 1 sender               : {one:9,.0f} /s  (2 envelopes each, both logged on both sides)"
+    )
     print(f"full round trips, 2 senders to one node  : {two:9,.0f} /s")
 
 

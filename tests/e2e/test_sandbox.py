@@ -17,9 +17,13 @@ import requests
 pytestmark = pytest.mark.e2e
 
 
-def palermo(*args: str, home: str | None = None, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def palermo(
+    *args: str, home: str | None = None, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "node", *(["--home", home] if home else []), *args]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PALERMO_PASSPHRASE": ""})
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env={**os.environ, "PALERMO_PASSPHRASE": ""}
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({result.returncode}): {result.stderr[-2000:]}")
     return result
@@ -38,7 +42,11 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
 
 
 def test_sandbox_up_prints_the_federation(sandbox: dict[str, Any]) -> None:
-    assert [(n["id"], n["country"]) for n in sandbox["nodes"]] == [("nld", "NLD"), ("rou", "ROU"), ("ukr", "UKR")]
+    assert [(n["id"], n["country"]) for n in sandbox["nodes"]] == [
+        ("nld", "NLD"),
+        ("rou", "ROU"),
+        ("ukr", "UKR"),
+    ]
     for node in sandbox["nodes"]:
         health = requests.get(node["url"] + "/health", timeout=5).json()
         assert health["status"] == "ok" and health["node_id"] == node["id"]
@@ -48,7 +56,9 @@ def test_sandbox_up_prints_the_federation(sandbox: dict[str, Any]) -> None:
 def test_every_node_pings_every_peer(sandbox: dict[str, Any]) -> None:
     for node in sandbox["nodes"]:
         out = json.loads(palermo("peers", "ping", "--json", home=node["home"]).stdout)
-        assert sorted(r["peer"] for r in out["results"]) == sorted(n["id"] for n in sandbox["nodes"] if n["id"] != node["id"])
+        assert sorted(r["peer"] for r in out["results"]) == sorted(
+            n["id"] for n in sandbox["nodes"] if n["id"] != node["id"]
+        )
         assert all(r["ok"] for r in out["results"]), out
 
 
@@ -67,7 +77,9 @@ def test_outbox_is_delivered_by_the_scheduler(sandbox: dict[str, Any]) -> None:
 
 def test_only_one_scheduler_per_node(sandbox: dict[str, Any]) -> None:
     home = sandbox["nodes"][1]["home"]
-    second = subprocess.run([sys.executable, "-m", "node.jobs", "--home", home], capture_output=True, text=True, timeout=60)
+    second = subprocess.run(
+        [sys.executable, "-m", "node.jobs", "--home", home], capture_output=True, text=True, timeout=60
+    )
     assert second.returncode == 1 and "[locked]" in second.stderr
 
 

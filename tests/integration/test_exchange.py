@@ -23,7 +23,9 @@ from protocol.envelope import Header, Message, SealedEnvelope, seal
 
 @pytest.fixture
 def fed(make_home: Callable[..., Path], database_url: str | None) -> Federation:
-    return build_federation(make_home, [("nld", "NLD"), ("rou", "ROU"), ("ukr", "UKR")], database_url=database_url)
+    return build_federation(
+        make_home, [("nld", "NLD"), ("rou", "ROU"), ("ukr", "UKR")], database_url=database_url
+    )
 
 
 def _log_rows(fed: Federation, node_id: str) -> list[dict[str, Any]]:
@@ -35,11 +37,16 @@ def _log_rows(fed: Federation, node_id: str) -> list[dict[str, Any]]:
 def _state(fed: Federation, node_id: str) -> tuple[int, list[tuple[str, str, int]]]:
     with fed.nodes[node_id].db.transaction() as s:
         seen = s.execute(select(func.count()).select_from(SeenMessage)).scalar_one()
-        channels = [(c.peer, c.direction, c.last_seq) for c in s.execute(select(Channel).order_by(Channel.peer, Channel.direction)).scalars()]
+        channels = [
+            (c.peer, c.direction, c.last_seq)
+            for c in s.execute(select(Channel).order_by(Channel.peer, Channel.direction)).scalars()
+        ]
     return seen, channels
 
 
-def _envelope(fed: Federation, *, sender: str = "nld", recipient: str = "rou", **overrides: Any) -> SealedEnvelope:
+def _envelope(
+    fed: Federation, *, sender: str = "nld", recipient: str = "rou", **overrides: Any
+) -> SealedEnvelope:
     """A ping from ``sender`` sealed with its real keys unless overridden; takes a real seq."""
     node = fed.nodes[sender]
     with node.db.transaction() as s:
@@ -55,7 +62,11 @@ def _envelope(fed: Federation, *, sender: str = "nld", recipient: str = "rou", *
         seq=seq,
     )
     payload = overrides.pop("payload", {"nonce": "ab" * 16})
-    target_key = fed.nodes[recipient].keys.encryption.public_key if recipient in fed.nodes else overrides.pop("recipient_key")
+    target_key = (
+        fed.nodes[recipient].keys.encryption.public_key
+        if recipient in fed.nodes
+        else overrides.pop("recipient_key")
+    )
     sealed = seal(
         Message(header=header, payload=payload),
         signing_key=overrides.pop("signing_key", node.keys.signing),
@@ -79,11 +90,24 @@ def test_ping_round_trip_is_logged_on_both_sides(fed: Federation) -> None:
     exchange = send_request(fed.nodes["nld"], "rou", "ping", {"nonce": "cd" * 16})
     assert exchange.reply.header.type == "pong"
     assert exchange.reply.payload == {"nonce": "cd" * 16}
-    assert exchange.reply.header.reply_to is not None and exchange.reply.header.reply_to.hash == exchange.request_hash
-    nld = [(e["direction"], e["outcome"], e["message_type"], e["envelope_hash"]) for e in _log_rows(fed, "nld")]
-    rou = [(e["direction"], e["outcome"], e["message_type"], e["envelope_hash"]) for e in _log_rows(fed, "rou")]
-    assert nld == [("out", "sent", "ping", exchange.request_hash), ("in", "accepted", "pong", exchange.reply_hash)]
-    assert rou == [("in", "accepted", "ping", exchange.request_hash), ("out", "sent", "pong", exchange.reply_hash)]
+    assert (
+        exchange.reply.header.reply_to is not None
+        and exchange.reply.header.reply_to.hash == exchange.request_hash
+    )
+    nld = [
+        (e["direction"], e["outcome"], e["message_type"], e["envelope_hash"]) for e in _log_rows(fed, "nld")
+    ]
+    rou = [
+        (e["direction"], e["outcome"], e["message_type"], e["envelope_hash"]) for e in _log_rows(fed, "rou")
+    ]
+    assert nld == [
+        ("out", "sent", "ping", exchange.request_hash),
+        ("in", "accepted", "pong", exchange.reply_hash),
+    ]
+    assert rou == [
+        ("in", "accepted", "ping", exchange.request_hash),
+        ("out", "sent", "pong", exchange.reply_hash),
+    ]
 
 
 def test_sequence_numbers_increase_per_channel(fed: Federation) -> None:
@@ -116,20 +140,80 @@ BAD_INPUTS: list[tuple[str, BadCase, int, str]] = [
     ("malformed JSON", lambda f: b"{not json", 400, "malformed_envelope"),
     ("truncated JSON", lambda f: _envelope(f).to_bytes()[:-7], 400, "malformed_envelope"),
     ("not an object", lambda f: b"[1,2,3]", 400, "malformed_envelope"),
-    ("wrong field type", lambda f: _replace_json(_envelope(f).to_bytes(), box=12345), 400, "malformed_envelope"),
-    ("unknown outer field", lambda f: _replace_json(_envelope(f).to_bytes(), extra="x"), 400, "malformed_envelope"),
-    ("unknown protocol version", lambda f: _replace_json(_envelope(f).to_bytes(), palermo=2), 400, "unsupported_version"),
+    (
+        "wrong field type",
+        lambda f: _replace_json(_envelope(f).to_bytes(), box=12345),
+        400,
+        "malformed_envelope",
+    ),
+    (
+        "unknown outer field",
+        lambda f: _replace_json(_envelope(f).to_bytes(), extra="x"),
+        400,
+        "malformed_envelope",
+    ),
+    (
+        "unknown protocol version",
+        lambda f: _replace_json(_envelope(f).to_bytes(), palermo=2),
+        400,
+        "unsupported_version",
+    ),
     ("unknown sender", _stranger, 403, "unknown_sender"),
-    ("wrong recipient (outer)", lambda f: _replace_json(_envelope(f, recipient="ukr").to_bytes(), recipient="rou"), 403, "decryption_failed"),
-    ("wrong recipient (addressed elsewhere)", lambda f: _envelope(f, recipient="ukr").to_bytes(), 403, "wrong_recipient"),
-    ("signed recipient differs", lambda f: _envelope(f, header_recipient="ukr").to_bytes(), 403, "wrong_recipient"),
-    ("bad signature (wrong key)", lambda f: _envelope(f, signing_key=nacl.signing.SigningKey.generate()).to_bytes(), 403, "bad_signature"),
-    ("encrypted by another key", lambda f: _envelope(f, encryption_key=nacl.public.PrivateKey.generate()).to_bytes(), 403, "decryption_failed"),
+    (
+        "wrong recipient (outer)",
+        lambda f: _replace_json(_envelope(f, recipient="ukr").to_bytes(), recipient="rou"),
+        403,
+        "decryption_failed",
+    ),
+    (
+        "wrong recipient (addressed elsewhere)",
+        lambda f: _envelope(f, recipient="ukr").to_bytes(),
+        403,
+        "wrong_recipient",
+    ),
+    (
+        "signed recipient differs",
+        lambda f: _envelope(f, header_recipient="ukr").to_bytes(),
+        403,
+        "wrong_recipient",
+    ),
+    (
+        "bad signature (wrong key)",
+        lambda f: _envelope(f, signing_key=nacl.signing.SigningKey.generate()).to_bytes(),
+        403,
+        "bad_signature",
+    ),
+    (
+        "encrypted by another key",
+        lambda f: _envelope(f, encryption_key=nacl.public.PrivateKey.generate()).to_bytes(),
+        403,
+        "decryption_failed",
+    ),
     ("flipped byte", lambda f: _flip(_envelope(f)), 403, "decryption_failed"),
-    ("signed sender differs", lambda f: _replace_json(_envelope(f, header_sender="ukr").to_bytes(), sender="nld"), 403, "sender_mismatch"),
-    ("expired", lambda f: _envelope(f, created=f.clock() - 1000, expires=f.clock() - 500).to_bytes(), 400, "expired_envelope"),
-    ("future-dated", lambda f: _envelope(f, created=f.clock() + 1000, expires=f.clock() + 1300).to_bytes(), 400, "future_dated"),
-    ("unknown message type", lambda f: _envelope(f, type="launch", payload={}).to_bytes(), 422, "unknown_message_type"),
+    (
+        "signed sender differs",
+        lambda f: _replace_json(_envelope(f, header_sender="ukr").to_bytes(), sender="nld"),
+        403,
+        "sender_mismatch",
+    ),
+    (
+        "expired",
+        lambda f: _envelope(f, created=f.clock() - 1000, expires=f.clock() - 500).to_bytes(),
+        400,
+        "expired_envelope",
+    ),
+    (
+        "future-dated",
+        lambda f: _envelope(f, created=f.clock() + 1000, expires=f.clock() + 1300).to_bytes(),
+        400,
+        "future_dated",
+    ),
+    (
+        "unknown message type",
+        lambda f: _envelope(f, type="launch", payload={}).to_bytes(),
+        422,
+        "unknown_message_type",
+    ),
     ("bad payload", lambda f: _envelope(f, payload={"nonce": 5}).to_bytes(), 422, "invalid_payload"),
     ("reply posted as a request", lambda f: _envelope(f, type="pong").to_bytes(), 422, "unexpected_reply"),
 ]
@@ -142,7 +226,9 @@ def _flip(sealed: SealedEnvelope) -> bytes:
 
 
 @pytest.mark.parametrize(("name", "make", "status", "code"), BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
-def test_bad_envelope_is_refused_logged_and_changes_nothing(fed: Federation, name: str, make: BadCase, status: int, code: str) -> None:
+def test_bad_envelope_is_refused_logged_and_changes_nothing(
+    fed: Federation, name: str, make: BadCase, status: int, code: str
+) -> None:
     body = make(fed)
     before = _state(fed, "rou")
     got_status, error = _post(fed, "rou", body)
@@ -196,7 +282,11 @@ def test_peer_refusal_is_reported_with_the_peers_code(fed: Federation) -> None:
     members = [member_of(fed.nodes["nld"]), member_of(fed.nodes["rou"])]
     from node.services.directory import install_directory
 
-    install_directory(fed.nodes["rou"], signed_directory(members, fed.governance, version=2, expires=fed.clock() + 86400), initial=False)
+    install_directory(
+        fed.nodes["rou"],
+        signed_directory(members, fed.governance, version=2, expires=fed.clock() + 86400),
+        initial=False,
+    )
     with pytest.raises(RemoteRefusal) as raised:
         send_request(fed.nodes["ukr"], "rou", "ping", {"nonce": "33" * 16})
     assert raised.value.code == "unknown_sender"

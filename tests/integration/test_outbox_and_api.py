@@ -35,7 +35,9 @@ def test_outbox_retries_with_backoff_then_delivers_once(fed: Federation) -> None
     assert deliver_due(nld).to_dict() == {"delivered": 0, "retried": 0, "failed": 0}
     fed.clock.now += nld.settings.outbox_backoff_seconds
     deliver_due(nld)
-    assert _status(fed, message_id)["next_attempt_at"] == fed.clock() + 2 * nld.settings.outbox_backoff_seconds
+    assert (
+        _status(fed, message_id)["next_attempt_at"] == fed.clock() + 2 * nld.settings.outbox_backoff_seconds
+    )
     fed.transport.down.clear()
     fed.clock.now += 3600
     assert deliver_due(nld).delivered == 1
@@ -49,7 +51,11 @@ def test_outbox_keeps_order_per_peer(fed: Federation) -> None:
     assert deliver_due(nld).delivered == 3
     from node.services.exchange_log import recent_entries
 
-    received = [e["message_id"] for e in reversed(recent_entries(fed.nodes["rou"], limit=100)) if e["direction"] == "in"]
+    received = [
+        e["message_id"]
+        for e in reversed(recent_entries(fed.nodes["rou"], limit=100))
+        if e["direction"] == "in"
+    ]
     assert received == ids
 
 
@@ -99,7 +105,9 @@ def test_rest_api_roles(fed: Federation) -> None:
     assert ok.status_code == 200 and ok.get_json()["user"] == {"name": "ann", "role": "analyst"}
     denied = client.post("/api/v1/peers/ping", headers={"Authorization": f"Bearer {analyst}"}, json={})
     assert (denied.status_code, denied.get_json()["error"]) == (403, "forbidden")
-    pinged = client.post("/api/v1/peers/ping", headers={"Authorization": f"Bearer {admin}"}, json={"peers": ["rou"]})
+    pinged = client.post(
+        "/api/v1/peers/ping", headers={"Authorization": f"Bearer {admin}"}, json={"peers": ["rou"]}
+    )
     assert pinged.status_code == 200 and pinged.get_json()["results"][0]["ok"] is True
     revoke_user(node, "ann")
     assert client.get("/api/v1/status", headers={"Authorization": f"Bearer {analyst}"}).status_code == 401
@@ -108,7 +116,10 @@ def test_rest_api_roles(fed: Federation) -> None:
 def test_rest_api_malformed_json_is_a_400_without_parser_detail(fed: Federation) -> None:
     _, admin = add_user(fed.nodes["nld"], "ada", "admin")
     response = fed.clients["nld"].post(
-        "/api/v1/peers/ping", headers={"Authorization": f"Bearer {admin}"}, data=b'{"peers": [', content_type="application/json"
+        "/api/v1/peers/ping",
+        headers={"Authorization": f"Bearer {admin}"},
+        data=b'{"peers": [',
+        content_type="application/json",
     )
     assert response.status_code == 400
     assert response.get_json() == {"error": "malformed_json", "message": "the request body is not valid JSON"}
