@@ -115,31 +115,13 @@ def _outbox_delivery(nodes: dict[str, NodeContext], say: Say) -> dict[str, Any]:
 
 
 def _hostile_envelopes(nodes: dict[str, NodeContext], say: Say) -> dict[str, str]:
-    from protocol.envelope import Header, Message, SealedEnvelope, seal
+    from protocol.envelope import SealedEnvelope
 
     sender, target = nodes["nld"], nodes["rou"]
     say("\n5. Hostile envelopes sent to rou are refused, logged, and change nothing else:")
-    from node.services.channels import next_outgoing_seq
+    from node.services.exchange import prepare_request
 
-    now = sender.clock()
-    with sender.db.transaction() as session:
-        seq = next_outgoing_seq(session, "rou")
-    header = Header(
-        id=sender.random_bytes(16).hex(),
-        type="ping",
-        sender="nld",
-        recipient="rou",
-        created=now,
-        expires=now + 300,
-        seq=seq,
-    )
-    sealed = seal(
-        Message(header=header, payload={"nonce": sender.random_bytes(16).hex()}),
-        signing_key=sender.keys.signing,
-        sender_encryption_key=sender.keys.encryption,
-        recipient_encryption_key=target.keys.encryption.public_key,
-        nonce=sender.random_bytes(24),
-    )
+    sealed = prepare_request(sender, "rou", "ping", {"nonce": sender.random_bytes(16).hex()}).sealed
     flipped = bytearray(sealed.box)
     flipped[40] ^= 1
     tampered = SealedEnvelope(sender="nld", recipient="rou", box=bytes(flipped))

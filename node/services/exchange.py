@@ -20,6 +20,7 @@ from node.services.channels import accept_incoming, next_outgoing_seq
 from node.services.directory import current_directory
 from node.services.handlers import handle_request
 from protocol.canonical import parse_json, sha256_hex
+from protocol.directory import Member
 from protocol.envelope import (
     Header,
     Message,
@@ -258,9 +259,22 @@ def send_request(
     raise AssertionError("unreachable")
 
 
-def _send_once(
-    node: NodeContext, peer_id: str, type_name: str, payload: dict[str, Any], message_id: str
-) -> Exchange:
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A request that is signed, sealed and logged as sent, ready to be posted to ``peer``."""
+
+    message: Message
+    sealed: SealedEnvelope
+    peer: Member
+
+
+def prepare_request(
+    node: NodeContext, peer_id: str, type_name: str, payload: dict[str, Any], *, message_id: str | None = None
+) -> PreparedRequest:
+    """Take the channel's next seq, sign and seal the request, and log it as sent (one transaction).
+
+    Raises OperatorError ``unknown_peer`` when ``peer_id`` is not another member of the directory.
+    """
     now = node.clock()
     peer = current_directory(node, now=now).member(peer_id)
     if peer is None or peer_id == node.node_id:
@@ -269,7 +283,7 @@ def _send_once(
         )
     with node.db.transaction() as session:
         header = Header(
-            id=message_id,
+            id=message_id or node.random_bytes(16).hex(),
             type=type_name,
             sender=node.node_id,
             recipient=peer_id,
@@ -280,6 +294,14 @@ def _send_once(
         message = Message(header=header, payload=payload)
         sealed = _seal(node, message, peer)
         _log_out(session, node, sealed, header, outcome="sent")
+    return PreparedRequest(message=message, sealed=sealed, peer=peer)
+
+
+def _send_once(
+    node: NodeContext, peer_id: str, type_name: str, payload: dict[str, Any], message_id: str
+) -> Exchange:
+    prepared = prepare_request(node, peer_id, type_name, payload, message_id=message_id)
+    message, sealed, peer, header = prepared.message, prepared.sealed, prepared.peer, prepared.message.header
     try:
         response = node.peer_transport().post_envelope(peer.url, sealed.to_bytes())
     except TransportError as e:

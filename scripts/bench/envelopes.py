@@ -29,9 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from node.context import open_node
 from node.services import sandbox
-from node.services.channels import next_outgoing_seq
-from node.services.exchange import send_request
-from protocol.envelope import Header, Message, seal
+from node.services.exchange import prepare_request, send_request
+from protocol.envelope import Header, Message
 
 
 def raw_rate(seconds: float = 2.0) -> float:
@@ -56,41 +55,16 @@ def raw_rate(seconds: float = 2.0) -> float:
 
 
 def accept_rate(nld, rou_url: str, count: int) -> float:  # type: ignore[no-untyped-def]
-    bodies = []
-    for _ in range(count):
-        now = int(time.time())
-        with nld.db.transaction() as s:
-            seq = next_outgoing_seq(s, "rou")
-        header = Header(
-            id=os.urandom(16).hex(),
-            type="ping",
-            sender="nld",
-            recipient="rou",
-            created=now,
-            expires=now + 600,
-            seq=seq,
-        )
-        sealed = seal(
-            Message(header=header, payload={"nonce": os.urandom(16).hex()}),
-            signing_key=nld.keys.signing,
-            sender_encryption_key=nld.keys.encryption,
-            recipient_encryption_key=nld_peer_key(nld, "rou"),
-            nonce=os.urandom(24),
-        )
-        bodies.append(sealed.to_bytes())
+    bodies = [
+        prepare_request(nld, "rou", "ping", {"nonce": os.urandom(16).hex()}).sealed.to_bytes()
+        for _ in range(count)
+    ]
     session = requests.Session()
     start = time.perf_counter()
     for body in bodies:
         response = session.post(rou_url + "/peer/v1/envelopes", data=body, timeout=10)
         assert response.status_code == 200, response.text
     return count / (time.perf_counter() - start)
-
-
-def nld_peer_key(node, peer: str) -> nacl.public.PublicKey:  # type: ignore[no-untyped-def]
-    from node.services.directory import current_directory
-
-    member = current_directory(node).member(peer)
-    return nacl.public.PublicKey(member.encryption_key)
 
 
 def round_rate(nodes: list, target: str, count: int) -> float:  # type: ignore[no-untyped-def]
