@@ -26,7 +26,9 @@ def run(args: list[str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="smaller runs")
     args = parser.parse_args()
     run(["scripts/bench/envelopes.py", "--count", "200" if args.quick else "1000"])
@@ -34,7 +36,11 @@ def main() -> None:
     print("$ palermo demo", flush=True)
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "node", "demo"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL, env=dict(os.environ)
+        [sys.executable, "-m", "node", "demo"],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env=dict(os.environ),
     )
     seconds = time.perf_counter() - started
     print(f"palermo demo wall time: {seconds:.1f} s (target: under 60 s on {os.cpu_count()} cores)")
