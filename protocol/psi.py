@@ -2,7 +2,7 @@
 
 Exact selectors (document numbers, phones, e-mails, name + birth-date keys: ``kind``-prefixed
 canonical bytes made elsewhere) are hashed to the group, blinded with a per-session secret scalar
-and exchanged in three messages (protocol/SPEC-psi.md):
+and exchanged in three messages (protocol/SPEC.md section 10):
 
     A → B  psi.request   H(x)^a for A's selectors x, session id, round, counts
     B → A  psi.response  H(x)^ab in A's order; H(y)^b for B's selectors y in a random order
@@ -46,7 +46,7 @@ MAX_INT = 2**53 - 1
 HEX32_RE = re.compile(r"[0-9a-f]{32}")  # used with fullmatch: no trailing newline
 _ZERO_SCALAR = bytes(SCALAR_SIZE)
 
-# Stable error codes (ProtocolError.code), listed in SPEC-psi.md.
+# Stable error codes (ProtocolError.code), listed in protocol/SPEC.md section 10.
 MALFORMED = "psi_malformed"
 COUNT_MISMATCH = "psi_count_mismatch"
 TOO_MANY_POINTS = "psi_too_many_points"
@@ -215,7 +215,7 @@ def intersect(own_double_blinded: Sequence[bytes], their_double_blinded: Sequenc
     return Intersection(own=tuple(i for i, _ in pairs), theirs=tuple(j for _, j in pairs))
 
 
-# --- limits (the node supplies its policy and its counts; SPEC-psi.md "Limits") ---------------
+# --- limits (the node supplies its policy and its counts; protocol/SPEC.md section 10 "Limits") ---------------
 
 
 def check_request_limits(

@@ -1,7 +1,11 @@
 """The case-record store: bulk writes of checked records (for ingest) and counts of what is held.
 
-Writes use one bulk statement per table and batch (``session.execute(insert(table), rows)``),
-and one query per batch for the ids already stored; never an ORM object or a query per row.
+Checked records are first encoded into the tuples the database driver takes (:class:`RowEncoder`,
+run wherever rows are checked), then written one ``executemany`` per table and batch with SQL built
+once (:class:`RecordWriter`): SQLAlchemy's per-row parameter processing cost more than the database.
+Ids of new rows are taken before inserting, so children refer to them without reading them back:
+on SQLite from ``max(id)`` (the load's transaction holds the write lock from ``BEGIN IMMEDIATE``,
+so no other writer can take the same ids), on PostgreSQL from the table's sequence.
 """
 
 from __future__ import annotations
@@ -14,18 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
-    CursorResult,
+    Connection,
     Select,
     String,
     Table,
     and_,
+    bindparam,
     cast,
     delete,
     exists,
     func,
-    insert,
     select,
-    update,
 )
 from sqlalchemy.orm import Session
 
@@ -46,168 +49,294 @@ def _table(model: type[Base]) -> Table:
 PERSONS, CASES, LINKS, EVENTS = (_table(model) for model in (Person, Case, CasePerson, TraffickingEvent))
 CONTEXT_ATTRS = VICTIM_ATTRS + PERPETRATOR_ATTRS
 CHUNK = 1000
+# Encoded values first (as RowEncoder makes them), then what the writer adds.
+CASE_COLUMNS = (*CASE_ATTRS, "registration_year", "updated_at", "id", "case_id", "created_at")
+PERSON_COLUMNS = (*PERSON_ATTRS, "content_hash", "updated_at", "id", "person_id", "created_at")
+LINK_COLUMNS = (*CONTEXT_ATTRS, "role", "matchable", "handling_code", "grading", "free_text", "synth_true_id",
+                "id", "case_id", "person_id", "load_id")  # fmt: skip
+EVENT_COLUMNS = ("case_person_id", "position", "type", "country", "city", "date")
+Row = tuple[Any, ...]
+
+
+# One checked row as the driver takes it, without database ids: (row number, case id, person id,
+# case, person, link, events). A plain tuple: it crosses from the checking process by pickle.
+# ``case`` (CASE_ATTRS and registration_year) and ``person`` (PERSON_ATTRS and content_hash) are set
+# only on the row whose fields the load stores (the first with any, see node.services.ingest).
+# ``link``: CONTEXT_ATTRS, role, sharing controls, free text, synth_true_id. Each event:
+# (position, type, country, city, date).
+EncodedRow = tuple[int, str, str, "Row | None", "Row | None", "Row", "tuple[Row, ...]"]
+# What an encoder gives for one record: (case id, person id, case, person, link, events).
+Encoded = tuple[str, str, "Row", "Row", "Row", "tuple[Row, ...]"]
+
+
+class RowEncoder:
+    """Encodes checked records for one driver: NULL, JSON text for arrays and objects, booleans.
+
+    sqlite3 binds None and bool through its slow adaptation path (about 0.3 and 0.6 µs a value on
+    CPython 3.11, more than a string): for SQLite a NULL travels as '' and the SQL's
+    ``NULLIF(?, '')`` turns it back, and booleans travel as 0/1. No stored value is '': checked
+    values are never empty. ``node.services.ingest_readers.CellEncoder`` gives the same for CSV
+    cells, faster.
+    """
+
+    def __init__(self, *, sqlite: bool) -> None:
+        self.sqlite = sqlite
+        self.null: str | None = "" if sqlite else None
+        self._json: dict[Any, str] = {}
+        self.empty_case: Row = (self.null,) * (len(CASE_ATTRS) + 1)
+        self.empty_hash = content_hash({})
+        self.empty_person: Row = (*(self.null,) * len(PERSON_ATTRS), self.empty_hash)
+
+    def value(self, value: Any) -> Any:
+        """One value as stored: JSON as SQLAlchemy's JSON type writes it (``json.dumps`` defaults)."""
+        if value is None:
+            return self.null
+        if type(value) is tuple:
+            text = self._json.get(value)
+            if text is None:
+                text = self._json[value] = json.dumps(value)
+            return text
+        if type(value) is dict:
+            return json.dumps(value)
+        return int(value) if self.sqlite and type(value) is bool else value
+
+    def encode(self, record: Record) -> Encoded:
+        value, case, person, context = self.value, record.case, record.person, record.context
+        registered = case.get("registration_date")
+        year = int(str(registered)[:4]) if registered else self.null
+        sharing = record.sharing
+        link = (
+            *(value(context.get(attr)) for attr in CONTEXT_ATTRS), record.role, value(sharing.matchable),
+            sharing.handling_code, value(sharing.grading), value(dict(record.free_text) or None),
+            value(record.synth_true_id),
+        )  # fmt: skip
+        return (
+            record.case_id,
+            record.person_id,
+            (*(value(case.get(attr)) for attr in CASE_ATTRS), year),
+            (*(value(person.get(attr)) for attr in PERSON_ATTRS), content_hash(person)),
+            link,
+            tuple(
+                (i, e.type, value(e.country), value(e.city), value(e.date))
+                for i, e in enumerate(record.events)
+            ),
+        )
+
+
+class BulkSql:
+    """Statements built once for one connection's driver, run with rows as tuples (see RowEncoder).
+    Table and column names come from the models, never from input; every value is a parameter."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.sqlite = connection.dialect.name == "sqlite"
+        self.value = "NULLIF(?, '')" if self.sqlite else "%s"
+
+    def insert(self, table: Table, columns: Sequence[str]) -> str:
+        values = ", ".join([self.value] * len(columns))
+        return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({values})"  # noqa: S608 - names from the models
+
+    def update(self, table: Table, columns: Sequence[str]) -> str:
+        """Sets each column but the last, where id is the last."""
+        sets = ", ".join(f"{name} = {self.value}" for name in columns[:-1])
+        return f"UPDATE {table.name} SET {sets} WHERE id = {self.value}"  # noqa: S608 - names from the models
+
+    def run(self, statement: str, rows: Sequence[Row]) -> None:
+        if rows:
+            self.connection.exec_driver_sql(statement, list(rows))
+
+    def select_in(self, key: Any, keys: Sequence[str], *columns: Any) -> list[Row]:
+        """``columns`` of the rows whose ``key`` is in ``keys``, in chunks of CHUNK."""
+        found: list[Row] = []
+        for start in range(0, len(keys), CHUNK):
+            query = select(*columns).where(key.in_(keys[start : start + CHUNK]))
+            found += [tuple(row) for row in self.connection.execute(query)]
+        return found
+
+    def next_ids(self, table: Table, count: int, cache: dict[str, int]) -> list[int]:
+        """Ids for ``count`` new rows: SQLite from max(id), read once per load; else the sequence."""
+        if count == 0:
+            return []
+        if self.sqlite:
+            start = cache.get(table.name) or self.first_id(table)
+            cache[table.name] = start + count
+            return list(range(start, start + count))
+        query = "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)"
+        return [int(i) for (i,) in self.connection.exec_driver_sql(query, (table.name, count))]
+
+    def first_id(self, table: Table) -> int:
+        query = select(func.coalesce(func.max(table.c.id), 0) + 1)
+        return int(self.connection.execute(query).scalar_one())
 
 
 class RecordWriter:
-    """Writes batches of checked records inside one transaction (``session``).
+    """Writes batches of encoded rows, in file order, inside one transaction (``session``).
 
-    ``case_rows`` / ``person_rows`` are the row numbers whose case / person fields are the ones to
-    store; ``kept_links`` lists, per case id, person ids whose existing link must survive the
-    case being replaced. ``counts`` holds what was created, updated and removed.
+    A case or person met for the first time in the load is created, or if it exists, replaced:
+    its fields become those of the row that carries them (see EncodedRow); an existing one
+    whose rows carry none is emptied at :meth:`finish`, which also detaches everyone the case held
+    before the load except ``kept_links``. ``counts`` holds what was created, updated and removed.
     """
 
-    def __init__(
-        self,
-        session: Session,
-        *,
-        now: int,
-        load_id: int,
-        case_rows: set[int],
-        person_rows: set[int],
-        kept_links: dict[str, set[str]],
-    ) -> None:
-        self.session, self.now, self.load_id = session, now, load_id
-        self.case_rows, self.person_rows, self.kept_links = case_rows, person_rows, kept_links
-        self.case_ids: dict[str, int] = {}  # every case handled in this load -> its id
+    def __init__(self, session: Session, *, now: int, load_id: int, encoder: RowEncoder) -> None:
+        self.session, self.now, self.load_id, self.encoder = session, now, load_id, encoder
+        self.sql = sql = BulkSql(session.connection())
+        self.next_id: dict[str, int] = {}
+        self.cases: dict[str, int] = {}  # every case met in this load -> its id
+        self.replaced: dict[str, int] = {}  # cases that existed before this load
+        self.persons: dict[str, tuple[int, str]] = {}  # every person met -> (id, content hash)
         self.created_persons: set[int] = set()
-        self.detached: set[int] = set()  # persons who lost a link: removed at the end if in no case
+        self.pending: dict[str, dict[str, int]] = {"cases": {}, "persons": {}}  # existing, no fields yet
         self.counts = dict.fromkeys(
             ("cases_created", "cases_updated", "persons_created", "persons_updated", "persons_removed"), 0
         )
+        # On SQLite a table empty at the start holds only this load's rows (the write lock is held).
+        self.look_up = {t.name: not (sql.sqlite and sql.first_id(t) == 1) for t in (CASES, PERSONS)}
+        self.statements = {
+            "case": sql.insert(CASES, CASE_COLUMNS),
+            "case_update": sql.update(CASES, CASE_COLUMNS[:-2]),
+            "person": sql.insert(PERSONS, PERSON_COLUMNS),
+            "person_update": sql.update(PERSONS, PERSON_COLUMNS[:-2]),
+            "link": sql.insert(LINKS, LINK_COLUMNS),
+            "event": sql.insert(EVENTS, EVENT_COLUMNS),
+        }
 
-    def write(self, batch: Sequence[Record]) -> None:
+    def write(self, batch: Sequence[EncodedRow]) -> None:
         """Store a batch: cases, persons, their links and events."""
         if batch:
             self._cases(batch)
-            person_ids = self._persons(batch)
-            self._links(batch, person_ids)
+            self._persons(batch)
+            self._links(batch)
 
-    def finish(self) -> None:
-        """Remove persons who are in no case any more."""
-        detached = sorted(self.detached)
+    def finish(self, kept_links: dict[str, set[str]]) -> None:
+        """Detach old links of replaced cases (except ``kept_links``: case id -> person ids whose
+        rows were all rejected), empty cases and persons no row gave fields, remove orphans."""
+        detached = self._detach_old_links(kept_links)
+        now, empty_case, empty_person = self.now, self.encoder.empty_case, self.encoder.empty_person
+        self.sql.run(
+            self.statements["case_update"], [(*empty_case, now, i) for i in self.pending["cases"].values()]
+        )
+        emptied = [i for k, i in self.pending["persons"].items() if self.persons[k][1] != empty_person[-1]]
+        self.sql.run(self.statements["person_update"], [(*empty_person, now, i) for i in emptied])
+        self.counts["persons_updated"] += len(emptied)
         for start in range(0, len(detached), CHUNK):
             orphan = ~exists().where(LINKS.c.person_id == PERSONS.c.id)
-            result: CursorResult[Any] = self.session.execute(  # type: ignore[assignment]  # a DELETE
+            result = self.sql.connection.execute(
                 delete(PERSONS).where(PERSONS.c.id.in_(detached[start : start + CHUNK]), orphan)
             )
             self.counts["persons_removed"] += result.rowcount
 
-    def _cases(self, batch: Sequence[Record]) -> None:
-        new = sorted({r.case_id for r in batch} - self.case_ids.keys())
-        existing = dict(
-            self.session.execute(select(CASES.c.case_id, CASES.c.id).where(CASES.c.case_id.in_(new))).all()
-        )
-        self._replace([existing[k] for k in new if k in existing], [k for k in new if k in existing])
-        self.counts["cases_updated"] += len(existing)
-        self.case_ids.update(existing)
-        defined = {r.case_id: r for r in batch if r.row in self.case_rows}
-        created = [k for k in new if k not in existing]
-        rows = [self._case_values(defined.get(k)) | {"case_id": k, "created_at": self.now} for k in created]
-        self.case_ids.update(self._insert(CASES, rows, CASES.c.case_id, created))
-        self.counts["cases_created"] += len(created)
-        updates = [
-            self._case_values(r) | {"id": self.case_ids[k]} for k, r in defined.items() if k not in created
-        ]
-        self._update(CASES, updates)
-
-    def _case_values(self, record: Record | None) -> dict[str, Any]:
-        values = {attr: record.case.get(attr) if record else None for attr in CASE_ATTRS}
-        registered = values["registration_date"]
-        values["registration_year"] = int(str(registered)[:4]) if registered else None
-        return values | {"updated_at": self.now}
-
-    def _replace(self, ids: list[int], keys: list[str]) -> None:
-        """Detach everyone from existing cases that the file replaces, except links to keep."""
-        plain = [i for i, k in zip(ids, keys, strict=True) if k not in self.kept_links]
-        conditions: list[ColumnElement[bool]] = [
-            LINKS.c.case_id.in_(plain[s : s + CHUNK]) for s in range(0, len(plain), CHUNK)
-        ]
-        for case_db_id, key in zip(ids, keys, strict=True):
-            if key in self.kept_links:
-                kept = select(PERSONS.c.id).where(PERSONS.c.person_id.in_(self.kept_links[key]))
-                conditions.append(and_(LINKS.c.case_id == case_db_id, LINKS.c.person_id.not_in(kept)))
-        for condition in conditions:
-            self.detached.update(self.session.scalars(select(LINKS.c.person_id).where(condition)))
-            self.session.execute(
-                delete(EVENTS).where(EVENTS.c.case_person_id.in_(select(LINKS.c.id).where(condition)))
+    def _cases(self, batch: Sequence[EncodedRow]) -> None:
+        known, pending, now = self.cases, self.pending["cases"], self.now
+        new = list(dict.fromkeys(r[1] for r in batch if r[1] not in known))
+        if new and self.look_up["cases"]:
+            existing: dict[str, int] = dict(
+                self.sql.select_in(CASES.c.case_id, new, CASES.c.case_id, CASES.c.id)
             )
-            self.session.execute(delete(LINKS).where(condition))
+            known.update(existing)
+            self.replaced.update(existing)
+            pending.update(existing)
+            self.counts["cases_updated"] += len(existing)
+        created = [k for k in new if k not in known]
+        fresh = dict(zip(created, self.sql.next_ids(CASES, len(created), self.next_id), strict=True))
+        known.update(fresh)
+        self.counts["cases_created"] += len(fresh)
+        inserts, updates, empty = [], [], self.encoder.empty_case
+        for _, key, _, case, _, _, _ in batch:
+            if case is None:
+                continue
+            if key in fresh:
+                inserts.append((*case, now, fresh.pop(key), key, now))
+            elif not (case == empty and key in pending):
+                pending.pop(key, None)
+                updates.append((*case, now, known[key]))
+        self.sql.run(self.statements["case"], inserts)
+        self.sql.run(self.statements["case_update"], updates)
 
-    def _persons(self, batch: Sequence[Record]) -> dict[str, int]:
-        keys = sorted({r.person_id for r in batch})
-        query = select(PERSONS.c.person_id, PERSONS.c.id, PERSONS.c.content_hash).where(
-            PERSONS.c.person_id.in_(keys)
-        )
-        existing = {key: (db_id, digest) for key, db_id, digest in self.session.execute(query)}
-        defined = {r.person_id: r for r in batch if r.row in self.person_rows}
-        created = [k for k in keys if k not in existing]
-        rows = [
-            self._person_values(defined.get(k)) | {"person_id": k, "created_at": self.now} for k in created
+    def _persons(self, batch: Sequence[EncodedRow]) -> None:
+        known, pending, now = self.persons, self.pending["persons"], self.now
+        new = list(dict.fromkeys(r[2] for r in batch if r[2] not in known))
+        if new and self.look_up["persons"]:
+            columns = (PERSONS.c.person_id, PERSONS.c.id, PERSONS.c.content_hash)
+            for key, db_id, digest in self.sql.select_in(PERSONS.c.person_id, new, *columns):
+                known[key] = (db_id, digest)
+                pending[key] = db_id
+        created = [k for k in new if k not in known]
+        fresh = dict(zip(created, self.sql.next_ids(PERSONS, len(created), self.next_id), strict=True))
+        self.created_persons.update(fresh.values())
+        self.counts["persons_created"] += len(fresh)
+        inserts, updates, empty = [], [], self.encoder.empty_hash
+        for _, _, key, _, person, _, _ in batch:
+            if person is None:
+                continue
+            digest = person[-1]
+            if key in fresh:
+                db_id = fresh.pop(key)
+                inserts.append((*person, now, db_id, key, now))
+                known[key] = (db_id, digest)
+                continue
+            if digest == empty and key in pending:
+                continue
+            pending.pop(key, None)
+            db_id, stored = known[key]
+            if digest != stored:
+                updates.append((*person, now, db_id))
+                known[key] = (db_id, digest)
+                self.counts["persons_updated"] += db_id not in self.created_persons
+        self.sql.run(self.statements["person"], inserts)
+        self.sql.run(self.statements["person_update"], updates)
+
+    def _links(self, batch: Sequence[EncodedRow]) -> None:
+        cases, persons, load_id = self.cases, self.persons, self.load_id
+        link_ids = self.sql.next_ids(LINKS, len(batch), self.next_id)
+        rows, events = [], []
+        for (_, case_id, person_id, _, _, link, row_events), link_id in zip(batch, link_ids, strict=True):
+            rows.append((*link, link_id, cases[case_id], persons[person_id][0], load_id))
+            events += [(link_id, *event) for event in row_events]
+        if self.replaced:
+            self._drop_replaced_pairs(rows)
+        self.sql.run(self.statements["link"], rows)
+        self.sql.run(self.statements["event"], events)
+
+    def _drop_replaced_pairs(self, rows: list[Row]) -> None:
+        """A person's link to a replaced case from an earlier load gives way to the new row."""
+        replaced, created = set(self.replaced.values()), self.created_persons
+        at = len(LINK_COLUMNS) - 3  # case_id, person_id, load_id
+        pairs = [
+            {"case": row[at], "person": row[at + 1], "load": row[at + 2]}
+            for row in rows
+            if row[at] in replaced and row[at + 1] not in created
         ]
-        ids = {k: db_id for k, (db_id, _) in existing.items()}
-        ids.update(self._insert(PERSONS, rows, PERSONS.c.person_id, created))
-        self.created_persons.update(ids[k] for k in created)
-        self.counts["persons_created"] += len(created)
-        updates = []
-        for key, record in defined.items():
-            values = self._person_values(record) if key in existing else {}
-            if values and existing[key][1] != values["content_hash"]:
-                updates.append(values | {"id": ids[key]})
-                self.counts["persons_updated"] += ids[key] not in self.created_persons
-        self._update(PERSONS, updates)
-        return ids
+        if pairs:
+            old = and_(
+                LINKS.c.case_id == bindparam("case"),
+                LINKS.c.person_id == bindparam("person"),
+                LINKS.c.load_id != bindparam("load"),
+            )
+            self.session.execute(
+                delete(EVENTS).where(EVENTS.c.case_person_id.in_(select(LINKS.c.id).where(old))), pairs
+            )
+            self.session.execute(delete(LINKS).where(old), pairs)
 
-    def _person_values(self, record: Record | None) -> dict[str, Any]:
-        person = record.person if record else {}
-        values: dict[str, Any] = {attr: person.get(attr) for attr in PERSON_ATTRS}
-        return values | {"content_hash": content_hash(person), "updated_at": self.now}
-
-    def _links(self, batch: Sequence[Record], person_ids: dict[str, int]) -> None:
-        rows: list[dict[str, Any]] = [
-            {attr: r.context.get(attr) for attr in CONTEXT_ATTRS}
-            | {
-                "case_id": self.case_ids[r.case_id],
-                "person_id": person_ids[r.person_id],
-                "role": r.role,
-                "matchable": r.sharing.matchable,
-                "handling_code": r.sharing.handling_code,
-                "grading": r.sharing.grading,
-                "free_text": dict(r.free_text) or None,
-                "synth_true_id": r.synth_true_id,
-                "load_id": self.load_id,
-            }
-            for r in batch
-        ]
-        self.session.execute(insert(LINKS), rows)
-        if not any(r.events for r in batch):
-            return
-        case_ids = sorted({row["case_id"] for row in rows})
-        query = select(LINKS.c.case_id, LINKS.c.person_id, LINKS.c.id).where(
-            LINKS.c.load_id == self.load_id, LINKS.c.case_id.in_(case_ids)
-        )
-        link_ids = {
-            (case_id, person_id): link_id for case_id, person_id, link_id in self.session.execute(query)
-        }
-        events = [
-            {"case_person_id": link_ids[row["case_id"], row["person_id"]], "position": i, "type": e.type}
-            | {"country": e.country, "city": e.city, "date": e.date}
-            for row, r in zip(rows, batch, strict=True)
-            for i, e in enumerate(r.events)
-        ]
-        self.session.execute(insert(EVENTS), events)
-
-    def _insert(self, table: Any, rows: list[dict[str, Any]], key: Any, keys: list[str]) -> dict[str, int]:
-        """Insert rows (one executemany), then read their ids back by natural key in one query.
-        (RETURNING with guaranteed order makes SQLAlchemy insert SQLite rows one at a time.)"""
-        if not rows:
-            return {}
-        self.session.execute(insert(table), rows)
-        return {k: db_id for k, db_id in self.session.execute(select(key, table.c.id).where(key.in_(keys)))}
-
-    def _update(self, table: Any, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            model = Person if table is PERSONS else Case
-            self.session.execute(update(model), rows)
+    def _detach_old_links(self, kept_links: dict[str, set[str]]) -> list[int]:
+        """Remove the links replaced cases had before this load, except kept ones; their persons."""
+        conditions: list[ColumnElement[bool]] = []
+        plain = [i for key, i in self.replaced.items() if key not in kept_links]
+        for start in range(0, len(plain), CHUNK):
+            conditions.append(LINKS.c.case_id.in_(plain[start : start + CHUNK]))
+        for key, case_db_id in self.replaced.items():
+            if key in kept_links:
+                kept = select(PERSONS.c.id).where(PERSONS.c.person_id.in_(kept_links[key]))
+                conditions.append(and_(LINKS.c.case_id == case_db_id, LINKS.c.person_id.not_in(kept)))
+        detached: set[int] = set()
+        for condition in conditions:
+            old = and_(condition, LINKS.c.load_id != self.load_id)
+            detached.update(self.session.scalars(select(LINKS.c.person_id).where(old)))
+            self.session.execute(
+                EVENTS.delete().where(EVENTS.c.case_person_id.in_(select(LINKS.c.id).where(old)))
+            )
+            self.session.execute(LINKS.delete().where(old))
+        return sorted(detached)
 
 
 def stats(node: NodeContext) -> dict[str, Any]:

@@ -9,23 +9,30 @@ import os
 import stat
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import delete, func, select
 
 from node.cli import cli
 from node.context import NodeContext, open_node
 from node.errors import OperatorError
 from node.keys import NodeKeys, save_keys
-from node.services import records
+from node.services import ingest, records
 from node.services.ingest import IngestRejected, ingest_file
+from node.services.ingest_readers import CellEncoder
+from node.services.records import RowEncoder
+from node.services.synth import LATEST as synth_latest
+from node.services.synth import columns_for, generate_country
 from node.settings import SETTINGS_FILE, render_settings
 from node.storage.db import migrate
 from node.storage.models.records import Case, CasePerson, IngestLoad, Person, TraffickingEvent
+from protocol.htcds import FIELDS, REQUIRED, RowChecker, RowRules, field_spec, resolve_columns, validate_row
 
 NOW = 1_795_000_000  # 2026-11-18T11:06:40Z
 PG = "host=127.0.0.1 port=5432 user=postgres dbname=test connect_timeout=3"
@@ -133,6 +140,21 @@ def node(home: Path) -> Iterator[NodeContext]:
     context.clock = lambda: NOW
     yield context
     context.close()
+
+
+@pytest.fixture(params=["this process", "a second process"])
+def checking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Rows checked in this process, or in a second one (as for large files); asserts which."""
+    forks: list[int] = []
+    in_child = ingest._checked_in_child
+    monkeypatch.setattr(
+        "node.services.ingest._checked_in_child", lambda *a, **k: forks.append(1) or in_child(*a, **k)
+    )
+    monkeypatch.setattr(
+        "node.services.ingest._second_process_pays", lambda path: request.param != "this process"
+    )
+    yield request.param
+    assert bool(forks) == (request.param != "this process")
 
 
 @pytest.fixture
@@ -278,7 +300,7 @@ def test_jsonl_and_xlsx_load_the_same_as_csv(node: NodeContext, tmp_path: Path, 
     assert again == from_csv
 
 
-def test_reload_replaces_cases_and_updates_persons(node: NodeContext, tmp_path: Path) -> None:
+def test_reload_replaces_cases_and_updates_persons(node: NodeContext, tmp_path: Path, checking: str) -> None:
     ingest_file(node, write_csv(tmp_path / "first.csv", ROWS))
     before = snapshot(node)
     with node.db.transaction() as session:
@@ -315,17 +337,16 @@ def test_reload_replaces_cases_and_updates_persons(node: NodeContext, tmp_path: 
     assert count(node, TraffickingEvent) == 5  # 4 for C-1/P-1, 1 for C-2/P-1, none for the newcomer
 
 
-def test_small_batches_and_a_small_cache_load_the_same(
-    node: NodeContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_small_batches_load_the_same(
+    node: NodeContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, checking: str
 ) -> None:
-    """Batches of one row and a cache of one record: a person's fields come in a later batch than the
-    person (a placeholder first), cases span batches, and rows past the cache are read again."""
+    """Batches of one row: a person's fields come in a later batch than the person (a placeholder
+    first), and cases span batches."""
     reference_only = {"cas_CaseId": "C-0", "prs_PersonId": "P-1", "role": "victim"}
     rows = [reference_only, *ROWS]
     ingest_file(node, write_csv(tmp_path / "a.csv", rows))
     expected = snapshot(node)
     monkeypatch.setattr("node.services.ingest.BATCH_ROWS", 1)
-    monkeypatch.setattr("node.services.ingest.CACHE_ROWS", 1)
     with node.db.transaction() as session:
         session.execute(delete(TraffickingEvent))
         session.execute(delete(CasePerson))
@@ -341,7 +362,7 @@ def test_small_batches_and_a_small_cache_load_the_same(
     assert snapshot(node) == expected
 
 
-def test_bad_rows_load_nothing(node: NodeContext, tmp_path: Path) -> None:
+def test_bad_rows_load_nothing(node: NodeContext, tmp_path: Path, checking: str) -> None:
     ingest_file(node, write_csv(tmp_path / "first.csv", ROWS))
     before = snapshot(node)
     rows = [
@@ -361,7 +382,9 @@ def test_bad_rows_load_nothing(node: NodeContext, tmp_path: Path) -> None:
     assert count(node, IngestLoad) == 1
 
 
-def test_skip_invalid_loads_good_rows_and_writes_rejects_0600(node: NodeContext, tmp_path: Path) -> None:
+def test_skip_invalid_loads_good_rows_and_writes_rejects_0600(
+    node: NodeContext, tmp_path: Path, checking: str
+) -> None:
     ingest_file(node, write_csv(tmp_path / "first.csv", ROWS))
     rows = [
         {**VICTIM, "prs_Gender": "Femenine"},  # P-1 in C-1 rejected: the link loaded before stays
@@ -411,7 +434,7 @@ def test_rows_must_agree_on_case_and_person_fields_and_not_repeat(
 # ---- file-level problems -------------------------------------------------------------------------
 
 
-def test_file_level_problems(sqlite_node: NodeContext, tmp_path: Path) -> None:
+def test_file_level_problems(sqlite_node: NodeContext, tmp_path: Path, checking: str) -> None:
     latin1 = tmp_path / "latin1.csv"
     latin1.write_bytes(
         "cas_CaseId,prs_PersonId,role,prs_FirstName\nC-1,P-1,victim,Jos\xe9\n".encode("latin-1")
@@ -441,7 +464,7 @@ def test_file_level_problems(sqlite_node: NodeContext, tmp_path: Path) -> None:
     assert count(sqlite_node, IngestLoad) == 0
 
 
-def test_jsonl_row_problems(sqlite_node: NodeContext, tmp_path: Path) -> None:
+def test_jsonl_row_problems(sqlite_node: NodeContext, tmp_path: Path, checking: str) -> None:
     path = tmp_path / "rows.jsonl"
     good = json.dumps({**VICTIM, "prs_Citizenship": ["UKR", "MDA"], "prs_MiddleName": None})
     lines = [
@@ -537,3 +560,124 @@ def test_cli_rejected_rows_exit_1(home: Path, tmp_path: Path) -> None:
         cli, ["--home", str(home), "ingest", str(path), "--rejects", str(tmp_path / "r.csv")]
     )
     assert result.exit_code == 2 and "--rejects needs --skip-invalid" in result.output
+
+
+# ---- the fast path for CSV cells ---------------------------------------------------------------
+
+RULES = RowRules(latest_date=date(2026, 11, 29), default_matchable=False, default_handling_code="H2")
+_SAMPLES = {
+    "id": ["C-1", " P-2 ", "x" * 129, "C\x00"],
+    "text": ["Ana", " Олена ", "Nguye\u0302\u0303n", "x\x01y", "a" * 201, "Zyx;Q"],
+    "free": ["met at the shelter", "line\nbreak", "bell\x07"],
+    "phone": ["+40 721 000 000", "12", "+40 7x1"],
+    "email": ["ana@example.org", "ana.example.org"],
+    "date": ["1990-02-28", "1990", "1990-05", "2026-11-30", "1899", "1990-02-30", " 2024-05-02"],
+    "int": ["0", "17", "121", "-1", "3.0"],
+    "bool": ["true", "No", "1", "maybe"],
+    "language": ["ron", "RON", "ro"],
+    "grading": ["B2", "b2", "Z9"],
+}
+
+
+def _cells(spec: Any) -> st.SearchStrategy[str]:
+    names = sorted(spec.lookup.values())[:40] if spec.lookup else []
+    named = st.sampled_from(names).flatmap(
+        lambda v: st.sampled_from([v, v.lower(), f" {v} ", f"{v};{v}", f"{v}; {names[0]}", f"{v};x"])
+    ) if names else st.nothing()  # fmt: skip
+    samples = _SAMPLES.get(spec.kind, [])
+    return st.one_of(
+        st.just(""),
+        st.just(" "),
+        named,
+        st.sampled_from(samples) if samples else st.nothing(),
+        st.text(max_size=6),
+    )
+
+
+_HEADER = [
+    "cas_CaseId",
+    "prs_PersonId",
+    "role",
+    *sorted(set(FIELDS) - set(REQUIRED)),
+    "cas_IncomingReferralDetails",
+]
+
+
+@st.composite
+def _files(draw: st.DrawFn) -> tuple[list[str], list[list[str]]]:
+    """A header (the required columns and a sample of the others) and rows of cells under it."""
+    extra = draw(st.lists(st.sampled_from(_HEADER[3:]), unique=True, max_size=len(_HEADER)))
+    header = ["cas_CaseId", "prs_PersonId", "role", *extra]
+    specs = [field_spec(name) for name in header]
+    role = st.sampled_from(["victim", "perpetrator", "Victim", "witness", ""])
+    cell = {name: role if name == "role" else _cells(spec) for name, spec in zip(header, specs, strict=True)}
+    rows = draw(st.lists(st.tuples(*(cell[name] for name in header)).map(list), min_size=1, max_size=6))
+    return header, rows
+
+
+@settings(max_examples=400, deadline=None)
+@given(file=_files(), sqlite=st.booleans())
+def test_csv_fast_path_agrees_with_the_full_check(
+    file: tuple[list[str], list[list[str]]], sqlite: bool
+) -> None:
+    """Whatever row the fast path takes, it encodes as the full check and RowEncoder do; rows share
+    one CellEncoder, so that its memos carry over from row to row."""
+    header, rows = file
+    columns = resolve_columns(header)
+    encoder = RowEncoder(sqlite=sqlite)
+    fast = CellEncoder(columns, RowChecker(RULES), encoder)
+    for cells in rows:
+        encoded = fast.encode(cells)
+        values = {name: cell for name, cell in zip(columns, cells, strict=True) if name and cell}
+        record, problems = validate_row(values, row=2, rules=RULES)
+        if encoded is not None:
+            assert record is not None and problems == [], problems
+            assert encoded == encoder.encode(record)
+
+
+EDGE_ROWS = [
+    VICTIM,
+    PERPETRATOR,
+    {**VICTIM, "hte_TransitCountry": "POL; DEU;pol", "hte_TransitCity": "Łódź", "hte_TransitDate": "2024-01"},
+    {**VICTIM, "hte_TransitCity": "Wien", "hte_RecruitmentCountry": "", "hte_ExploitationDate": "2024"},
+    {**VICTIM, "shr_Matchable": " ", "shr_HandlingCode": "h3", "shr_Grading": "c4", "prs_Deceased": "no"},
+    {**VICTIM, "cas_IncomingReferralDetails": "from the police", "cco_CaseComment": ""},
+    {**PERPETRATOR, "per_RoleDetails": "drove the van", "prs_NumberOfChildren": "03"},
+    {**VICTIM, "prs_FirstName": " Nguye\u0302\u0303n ", "prs_Citizenship": "xxa;ROU", "prs_Email": "a@b.org"},
+    {**VICTIM, "cas_RegistrationDate": "", "cas_Status": "closedreferred"},
+    {**VICTIM, "per_RoleDetails": "on a victim row"},  # the full check refuses it
+    {**VICTIM, "prs_Birthdate": "2026-11-30"},  # in the future: refused
+]
+
+
+@pytest.mark.parametrize("sqlite", [True, False])
+def test_csv_fast_path_agrees_on_edge_rows(sqlite: bool) -> None:
+    header = list(dict.fromkeys(k for row in EDGE_ROWS for k in row))
+    columns = resolve_columns(header)
+    encoder = RowEncoder(sqlite=sqlite)
+    fast = CellEncoder(columns, RowChecker(RULES), encoder)
+    taken = 0
+    for row in EDGE_ROWS:
+        cells = [row.get(name, "") for name in header]
+        record, _ = validate_row({k: v for k, v in row.items() if v}, row=2, rules=RULES)
+        encoded = fast.encode(cells)
+        assert (encoded is None) == (record is None)
+        if record is not None:
+            assert encoded == encoder.encode(record)
+            taken += 1
+    assert taken == len(EDGE_ROWS) - 2
+
+
+def test_synthetic_rows_take_the_fast_path_and_agree_with_the_full_check() -> None:
+    rows = generate_country("ROU", 600, seed=3)
+    header = columns_for(rows)
+    columns = resolve_columns(header)
+    rules = RowRules(latest_date=synth_latest, default_matchable=True, default_handling_code="H0")
+    for sqlite in (True, False):
+        encoder = RowEncoder(sqlite=sqlite)
+        fast = CellEncoder(columns, RowChecker(rules), encoder)
+        for row in rows:
+            cells = [";".join(v) if isinstance(v, list) else (v or "") for v in (row.get(c) for c in header)]
+            record, problems = validate_row(dict(zip(header, cells, strict=True)), row=2, rules=rules)
+            assert record is not None and problems == []
+            assert fast.encode(cells) == encoder.encode(record)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol import htcds
+from protocol import htcds, htcds_values
 from protocol.canonical import canonical_json
 from protocol.htcds import Event, HeaderError, Problem, RowRules, resolve_columns, validate_row
 
@@ -372,11 +372,11 @@ def test_fast_parsers_agree_with_the_full_parser(column: str, raw: str) -> None:
     def outcome(parser: Callable[[object], object]) -> object:
         try:
             return parser(raw)
-        except htcds._Invalid as e:
+        except htcds.InvalidValue as e:
             return ("invalid", e.expected, e.got)
 
     fast = outcome(spec.fast)
-    if fast is not htcds._MISS:
+    if fast is not htcds_values.MISS:
         assert fast == outcome(spec.parse_slowly)
 
 

@@ -1,4 +1,4 @@
-"""Diffie-Hellman PSI (protocol/SPEC-psi.md): group operations, messages, bad input, what leaks."""
+"""Diffie-Hellman PSI (protocol/SPEC.md section 10): group operations, messages, bad input, what leaks."""
 
 from __future__ import annotations
 
@@ -569,7 +569,7 @@ def test_response_limits_bound_the_responder_too() -> None:
 
 
 def test_spec_vector() -> None:
-    """The worked example in protocol/SPEC-psi.md ("Test vector")."""
+    """The worked example in protocol/SPEC.md section 10 ("Test vector")."""
     session_id, selector = bytes(range(16)), b"phone:+40712345678"
     message = psi.DOMAIN + session_id + selector
     assert message.hex() == (
