@@ -41,10 +41,11 @@ from protocol.htcds_values import (
 )
 
 __all__ = [
-    "CASE_ATTRS", "CASE_STATUS", "COUNTRIES", "EXPLOITATION", "FIELDS", "GENDER", "IGNORED_COLUMNS",
-    "MULTI_SEPARATOR", "PERPETRATOR_ATTRS", "PERSON_ATTRS", "REQUIRED", "ROLES", "VICTIM_ATTRS", "Event",
-    "FieldSpec", "FieldValue", "HeaderError", "InvalidValue", "Problem", "Record", "Role", "RowChecker",
-    "RowRules", "Sharing", "content_hash", "field_spec", "resolve_columns", "row_key", "validate_row",
+    "CASE_ATTRS", "CASE_STATUS", "COUNTRIES", "EXPLOITATION", "FIELDS", "GENDER", "HASH_ORDER", "IGNORED_COLUMNS",
+    "MEMO_LIMIT", "MULTI_SEPARATOR", "PERPETRATOR_ATTRS", "PERSON_ATTRS", "REQUIRED", "ROLES", "VICTIM_ATTRS",
+    "Event", "FieldSpec", "FieldValue", "HeaderError", "InvalidValue", "Problem", "Record", "Role", "RowChecker",
+    "RowRules", "Sharing", "content_hash", "content_hash_of_members", "field_spec", "hash_member",
+    "resolve_columns", "row_key", "validate_row",
 ]  # fmt: skip
 
 # Added by Palermo to rejects files, so that a corrected rejects file loads as it is.
@@ -265,7 +266,7 @@ class RowChecker:
 _OTHER: dict[object, str] = {"victim": "perpetrator", "perpetrator": "victim"}
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=1)  # the rules change once a day (the latest date); its memos stay bounded
 def _checker(rules: RowRules) -> RowChecker:
     return RowChecker(rules)
 

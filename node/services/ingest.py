@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import signal
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from sqlalchemy import insert, update
 from sqlalchemy.exc import IntegrityError
@@ -121,13 +122,22 @@ class RowPlan:
         """Check one row; add it to the current batch as accepted or rejected."""
         batch = self.batch
         batch.rows_read += 1
-        encoded = self._fast(source) if source.given is None else None
-        problems = [source.problem] if source.problem else []
-        if encoded is None and (source.values or not problems):
-            record, row_problems = self.checker.check(source.values, row=source.number)
-            problems += row_problems
-            if record is not None and not problems:
-                encoded = self.encoder.encode(record)
+        encoded = None
+        if source.given is None:  # CSV cells: the fast path first
+            cells = self.cells
+            if cells is None or cells.columns is not source.columns:
+                cells = self.cells = CellEncoder(
+                    cast("Sequence[str | None]", source.columns), self.checker, self.encoder
+                )
+            encoded = cells.encode(cast("list[str]", source.raw))
+        problems = []
+        if encoded is None:
+            problems = [source.problem] if source.problem else []
+            if source.values or not problems:
+                record, row_problems = self.checker.check(source.values, row=source.number)
+                problems += row_problems
+                if record is not None and not problems:
+                    encoded = self.encoder.encode(record)
         if encoded is not None:
             accepted, problems = self._cross_check(encoded, source.number)
             if accepted is not None:
@@ -149,12 +159,6 @@ class RowPlan:
             for case_id, person_id in kept:
                 batch.kept_links.setdefault(case_id, set()).add(person_id)
         return batch
-
-    def _fast(self, source: SourceRow) -> Encoded | None:
-        cells, columns = cast("list[str]", source.raw), cast("Sequence[str | None]", source.columns)
-        if self.cells is None or self.cells.columns is not columns:
-            self.cells = CellEncoder(columns, self.checker, self.encoder)
-        return self.cells.encode(cells)
 
     def _cross_check(self, encoded: Encoded, row: int) -> tuple[EncodedRow | None, list[Problem]]:
         case_id, person_id, case, person, link, events = encoded
@@ -199,7 +203,7 @@ def _define(seen: dict[str, tuple[int, int | None]], key: str, digest: int | Non
 
 def check_rows(
     path: Path, fmt: str, rules: RowRules, *, sqlite: bool, keep_originals: bool
-) -> Iterator[CheckedBatch]:
+) -> Generator[CheckedBatch, None, None]:
     """Read and check ``path`` in batches of BATCH_ROWS rows; the last batch carries kept_links.
     Raises OperatorError (``invalid_file``) for file-level problems."""
     plan = RowPlan(rules, sqlite=sqlite, keep_originals=keep_originals)
@@ -211,7 +215,9 @@ def check_rows(
 
 
 def _check_in_child(sender: Connection, *args: Any, **kwargs: Any) -> None:
-    """The second process: check rows and send the batches; an error goes over as a message."""
+    """The second process: check rows and send the batches; an error goes over as a message.
+    Ctrl-C is left to the loading process, which then stops this one."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         for batch in check_rows(*args, **kwargs):
             sender.send(("batch", batch))
@@ -219,54 +225,77 @@ def _check_in_child(sender: Connection, *args: Any, **kwargs: Any) -> None:
         sender.send(("error", (e.message, e.code)))
     except BrokenPipeError:  # the loading process stopped listening
         pass
-    except Exception:
-        sender.send(("crash", traceback.format_exc()))
+    except Exception as e:  # where it failed, without the message (it might quote a value)
+        sender.send(("crash", "".join(traceback.format_tb(e.__traceback__)) + type(e).__name__))
     finally:
         sender.close()
 
 
-def _checked_in_child(*args: Any, **kwargs: Any) -> Iterator[CheckedBatch]:
-    """check_rows run in a forked process, its batches received here in order. The process is
-    stopped when this generator is closed before the end."""
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-    process = context.Process(target=_check_in_child, args=(sender, *args), kwargs=kwargs, daemon=True)
-    process.start()
-    sender.close()
-    done = False
-    try:
-        while not done:
-            try:
-                kind, payload = receiver.recv()
-            except EOFError:
-                raise RuntimeError("the process checking rows stopped without a word") from None
-            if kind == "error":
-                raise OperatorError(payload[0], code=payload[1])
-            if kind == "crash":
-                raise RuntimeError(f"the process checking rows failed:\n{payload}")
-            done = payload.kept_links is not None
-            yield payload
-    finally:
-        receiver.close()
-        if not done:
-            process.kill()
-        process.join()
+class Batches(Protocol):
+    """Checked batches in file order, from this process or a second one; close() stops early."""
+
+    def __iter__(self) -> Iterator[CheckedBatch]: ...
+
+    def __next__(self) -> CheckedBatch: ...
+
+    def close(self) -> None: ...
 
 
-def _checked(
-    path: Path, fmt: str, rules: RowRules, *, sqlite: bool, keep_originals: bool
-) -> Iterator[CheckedBatch]:
+class CheckingProcess:
+    """check_rows run in a forked process, started at once (before any transaction is open); its
+    batches are received here in order. close() stops the process if it has not finished."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        context = multiprocessing.get_context("fork")
+        self.receiver, sender = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=_check_in_child, args=(sender, *args), kwargs=kwargs, daemon=True
+        )
+        self.process.start()
+        sender.close()
+        self.done = False
+
+    def __iter__(self) -> CheckingProcess:
+        return self
+
+    def __next__(self) -> CheckedBatch:
+        if self.done:
+            raise StopIteration
+        try:
+            kind, payload = self.receiver.recv()
+        except EOFError:
+            raise RuntimeError("the process checking rows stopped without a word") from None
+        if kind == "error":
+            raise OperatorError(payload[0], code=payload[1])
+        if kind == "crash":
+            raise RuntimeError(f"the process checking rows failed:\n{payload}")
+        self.done = payload.kept_links is not None
+        return cast(CheckedBatch, payload)
+
+    def close(self) -> None:
+        self.receiver.close()
+        if not self.done:
+            self.process.kill()
+        self.process.join()
+
+
+def _checked(path: Path, fmt: str, rules: RowRules, *, sqlite: bool, keep_originals: bool) -> Batches:
     """The checked batches of ``path``, from a second process when that pays, else from this one."""
     if _second_process_pays(path):
-        return _checked_in_child(path, fmt, rules, sqlite=sqlite, keep_originals=keep_originals)
+        try:
+            return CheckingProcess(path, fmt, rules, sqlite=sqlite, keep_originals=keep_originals)
+        except OSError:  # no process to be had (limits, memory): check here
+            pass
     return check_rows(path, fmt, rules, sqlite=sqlite, keep_originals=keep_originals)
 
 
 def _second_process_pays(path: Path) -> bool:
-    """A large file, and a fork is safe: no other thread runs (as in the CLI, unlike a server)."""
+    """A large file, and a fork is safe: no other thread runs (as in the CLI, unlike a server), and
+    this process may have children (a daemonic one may not)."""
     return (
         path.stat().st_size >= PARALLEL_FROM_BYTES
         and threading.active_count() == 1
+        and not multiprocessing.current_process().daemon
         and "fork" in multiprocessing.get_all_start_methods()
     )
 
@@ -299,7 +328,7 @@ def ingest_file(
         try:
             return _ingest(node, batches, fmt, skip_invalid, rejects, progress)
         finally:
-            batches.close()  # type: ignore[attr-defined]  # a generator
+            batches.close()
 
 
 class _Abandoned(Exception):
@@ -308,7 +337,7 @@ class _Abandoned(Exception):
 
 def _ingest(
     node: NodeContext,
-    batches: Iterator[CheckedBatch],
+    batches: Batches,
     fmt: str,
     skip_invalid: bool,
     rejects: Path,
@@ -341,7 +370,7 @@ def _count(batch: CheckedBatch, report: IngestReport, progress: Progress | None)
 
 def _load(
     node: NodeContext,
-    batches: Iterator[CheckedBatch],
+    batches: Batches,
     report: IngestReport,
     skip_invalid: bool,
     rejects_path: Path,

@@ -23,7 +23,7 @@ from datetime import date, datetime
 from json.encoder import encode_basestring
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from node.errors import OperatorError
 from node.services.records import Encoded, Row, RowEncoder
@@ -184,16 +184,17 @@ def _read_csv(path: Path) -> Iterator[SourceRow]:
 
 def _read_jsonl(path: Path) -> Iterator[SourceRow]:
     unknown: set[str] = set()
+    names: dict[str, str | None] = {}  # key as written -> canonical column name; "" ignored, None unknown
     try:
         with path.open(encoding="utf-8-sig") as f:
             for number, line in enumerate(f, start=1):
                 if line.strip():
-                    yield _json_row(number, line, unknown)
+                    yield _json_row(number, line, unknown, names)
     except UnicodeDecodeError as e:
         raise _not_utf8(path) from e
     if unknown:
-        names = ", ".join(sorted(name[:40] for name in unknown)[:20])
-        raise invalid_file(f"unknown column(s) {names} (column names match HTCDS 2.0, see docs/ingest.md)")
+        listed = ", ".join(sorted(name[:40] for name in unknown)[:20])
+        raise invalid_file(f"unknown column(s) {listed} (column names match HTCDS 2.0, see docs/ingest.md)")
 
 
 class _DuplicateKey(Exception):
@@ -207,7 +208,7 @@ def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _json_row(number: int, line: str, unknown: set[str]) -> SourceRow:
+def _json_row(number: int, line: str, unknown: set[str], names: dict[str, str | None]) -> SourceRow:
     text = line.rstrip("\r\n")
     try:
         obj = json.loads(line, object_pairs_hook=_pairs)
@@ -226,17 +227,24 @@ def _json_row(number: int, line: str, unknown: set[str]) -> SourceRow:
     values: dict[str, object] = {}
     row = SourceRow(number, values, obj)
     for key, value in obj.items():
-        if key.strip().lower() in IGNORED_COLUMNS:
+        name = names[key] if key in names else names.setdefault(key, _json_column(key))
+        if not name:
+            if name is None:
+                unknown.add(key)
             continue
-        spec = field_spec(key)
-        if spec is None:
-            unknown.add(key)
-            continue
-        if spec.name in values:
-            row.problem = Problem(number, spec.name, "each column once per object", "the column twice")
+        if name in values:
+            row.problem = Problem(number, name, "each column once per object", "the column twice")
         if value is not None and value != "":
-            values[spec.name] = value
+            values[name] = value
     return row
+
+
+def _json_column(key: str) -> str | None:
+    """The canonical column name of a JSON key; "" for an ignored one, None for an unknown one."""
+    if key.strip().lower() in IGNORED_COLUMNS:
+        return ""
+    spec = field_spec(key)
+    return None if spec is None else spec.name
 
 
 def _read_xlsx(path: Path) -> Iterator[SourceRow]:
@@ -427,9 +435,13 @@ class CellEncoder:
             text = spec.fast(cell)
             if text is MISS:
                 text = self.checker.parse(spec, cell)
+            if text is None:
+                if n is not None:
+                    self.fresh[n] = ""
+                return self.null
             if n is not None:
-                self.fresh[n] = self.prefixes[n] + encode_basestring(text) if text is not None else ""
-            return self.null if text is None else text
+                self.fresh[n] = self.prefixes[n] + encode_basestring(cast(str, text))
+            return text
         value = self.checker.parse(spec, cell)
         if value is None:
             stored = self.empty[i]

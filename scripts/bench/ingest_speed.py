@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
 import resource
 import subprocess
@@ -179,7 +180,7 @@ def measure_raw(source: str, database: str) -> dict[str, Any]:
         reader = csv.DictReader(f)
         columns = list(reader.fieldnames or [])
         connection.execute(f"CREATE TABLE {table} ({', '.join(f'{c} TEXT' for c in columns)})")
-        statement = f"INSERT INTO {table} VALUES ({', '.join(mark.format(c) for c in columns)})"  # noqa: S608
+        statement = f"INSERT INTO {table} VALUES ({', '.join(mark.format(c) for c in columns)})"
         batch: list[dict[str, str]] = []
         for row in reader:
             batch.append(row)
@@ -203,14 +204,6 @@ def _libpq(url: str) -> str:
     return f"host={host} port={port or 5432} user={user or 'postgres'} dbname={name}"
 
 
-def in_fresh_process(kind: str, *args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, __file__, "--measure", kind, *args], check=True, capture_output=True, text=True
-    )
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
-
-
 # ---- node homes and databases -----------------------------------------------------------------
 
 
@@ -229,29 +222,45 @@ def make_node_home(root: Path, database_url: str) -> Path:
     return home
 
 
-class ThrowawayPostgres:
-    """A database created on the server for this run and dropped afterwards (None if no server)."""
-
-    def __init__(self, admin: str) -> None:
+def create_postgres(admin: str) -> dict[str, Any]:
+    """A database for this run on the server that ``admin`` reaches (libpq string), or why not."""
+    try:
         import psycopg
 
-        self.admin = psycopg.connect(admin, autocommit=True)
-        self.name = f"palermo_bench_{uuid.uuid4().hex[:12]}"
-        self.admin.execute(f'CREATE DATABASE "{self.name}"')
-        info = self.admin.info
-        self.url = f"postgresql+psycopg://{info.user}@{info.host}:{info.port}/{self.name}"
-
-    def close(self) -> None:
-        self.admin.execute(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
-        self.admin.close()
-
-
-def open_postgres(admin: str) -> ThrowawayPostgres | None:
-    try:
-        return ThrowawayPostgres(admin)
+        with psycopg.connect(admin, autocommit=True) as connection:
+            name = f"palermo_bench_{uuid.uuid4().hex[:12]}"
+            connection.execute(f'CREATE DATABASE "{name}"')
+            info = connection.info
+            return {"url": f"postgresql+psycopg://{info.user}@{info.host}:{info.port}/{name}", "name": name}
     except Exception as e:  # no driver, no server, no rights: the figure is skipped, and says why
-        print(f"PostgreSQL: skipped ({type(e).__name__}: {str(e).strip()[:80]})")
-        return None
+        return {"skipped": f"{type(e).__name__}: {str(e).strip()[:80]}"}
+
+
+def drop_postgres(admin: str, name: str) -> dict[str, Any]:
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return {}
+
+
+def generate(rows: str, generator: str, fmt: str, folder: str) -> dict[str, Any]:
+    made = synth_rows(int(rows)) if generator == "synth" else None
+    used = "node.services.synth" if made is not None else "local generator"
+    made = made or local_rows(int(rows))
+    write_file(made, Path(folder) / f"rows.{fmt}", fmt)
+    write_csv(made, Path(folder) / "rows.csv")
+    return {"generator": used}
+
+
+STEPS = {
+    "generate": generate,
+    "home": lambda folder, url: {"home": str(make_node_home(Path(folder), url))},
+    "raw": measure_raw,
+    "palermo": measure_palermo,
+    "create_postgres": create_postgres,
+    "drop_postgres": drop_postgres,
+}
 
 
 # ---- the run ----------------------------------------------------------------------------------
@@ -259,15 +268,18 @@ def open_postgres(admin: str) -> ThrowawayPostgres | None:
 
 def report(backend: str, palermo: dict[str, Any], raw: dict[str, Any]) -> None:
     rate, reference = palermo["rows"] / palermo["seconds"], raw["rows"] / raw["seconds"]
+    second = palermo["child_cpu"] > 0
     print(
         f"{backend}: palermo ingest (check + load, one transaction): {rate:,.0f} rows/s "
-        f"({palermo['seconds']:.2f} s wall; CPU {palermo['cpu']:.2f} s loading + "
-        f"{palermo['child_cpu']:.2f} s checking in a second process; peak memory "
-        f"{palermo['peak_mb']:.0f} MB + {palermo['child_peak_mb']:.0f} MB)"
+        f"({palermo['seconds']:.2f} s wall; CPU {palermo['cpu']:.2f} s loading"
+        + (f" + {palermo['child_cpu']:.2f} s checking in a second process" if second else "")
+        + f"; peak memory {palermo['peak_mb']:.0f} MB"
+        + (f" + {palermo['child_peak_mb']:.0f} MB" if second else "")
+        + ")"
     )
     print(
         f"{backend}: reference csv.DictReader + executemany into a bare table: {reference:,.0f} rows/s "
-        f"(peak memory {raw['peak_mb']:.0f} MB)"
+        f"({raw['seconds']:.2f} s wall; peak memory {raw['peak_mb']:.0f} MB)"
     )
     print(f"{backend}: ratio palermo / reference: {rate / reference:.2f}")
 
@@ -279,39 +291,45 @@ def main() -> None:
     parser.add_argument("--generator", choices=("synth", "local"), default="synth")
     parser.add_argument("--postgres", default=PG_ADMIN, help="libpq string of a database to create one from")
     parser.add_argument("--no-postgres", action="store_true")
-    parser.add_argument("--measure", nargs="+", help=argparse.SUPPRESS)  # internal: one measurement
+    parser.add_argument("--step", nargs="+", help=argparse.SUPPRESS)  # internal: one step, in a child
     args = parser.parse_args()
-    if args.measure:
-        kind, *rest = args.measure
-        print(json.dumps(measure_palermo(*rest) if kind == "palermo" else measure_raw(*rest)))
+    if args.step:
+        print(json.dumps(STEPS[args.step[0]](*args.step[1:])))
         return
-    rows = synth_rows(args.rows) if args.generator == "synth" else None
-    generator = "node.services.synth" if rows is not None else "local generator"
-    rows = rows or local_rows(args.rows)
+    # This process only starts the others: a child's peak memory starts from its parent's.
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        made = step("generate", str(args.rows), args.generator, args.format, tmp)
         source, reference_csv = root / f"rows.{args.format}", root / "rows.csv"
-        write_file(rows, source, args.format)
-        write_csv(rows, reference_csv)
-        del rows
         size = source.stat().st_size / 1e6
-        print(f"rows: {args.rows:,} ({generator}), format {args.format}, {size:.1f} MB; {_cores()}")
-        sqlite_home = make_node_home(root / "sqlite", f"sqlite:///{root / 'sqlite' / 'palermo.db'}")
-        raw = in_fresh_process("raw", str(reference_csv), str(root / "raw.db"))
-        report("SQLite", in_fresh_process("palermo", str(source), str(sqlite_home)), raw)
-        postgres = None if args.no_postgres else open_postgres(args.postgres)
-        if postgres is not None:
-            try:
-                pg_home = make_node_home(root / "pg", postgres.url)
-                raw = in_fresh_process("raw", str(reference_csv), postgres.url)
-                report("PostgreSQL", in_fresh_process("palermo", str(source), str(pg_home)), raw)
-            finally:
-                postgres.close()
+        print(f"rows: {args.rows:,} ({made['generator']}), format {args.format}, {size:.1f} MB; {_machine()}")
+        home = step("home", str(root / "sqlite"), f"sqlite:///{root / 'sqlite.db'}")["home"]
+        raw = step("raw", str(reference_csv), str(root / "raw.db"))
+        report("SQLite", step("palermo", str(source), home), raw)
+        database = (
+            {"skipped": "--no-postgres"} if args.no_postgres else step("create_postgres", args.postgres)
+        )
+        if "skipped" in database:
+            print(f"PostgreSQL: skipped ({database['skipped']})")
+            return
+        try:
+            home = step("home", str(root / "pg"), database["url"])["home"]
+            raw = step("raw", str(reference_csv), database["url"])
+            report("PostgreSQL", step("palermo", str(source), home), raw)
+        finally:
+            step("drop_postgres", args.postgres, database["name"])
 
 
-def _cores() -> str:
-    import os
+def step(name: str, *args: str) -> dict[str, Any]:
+    """Run one step in a fresh Python process; its result is the last line it prints (JSON)."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--step", name, *args], check=True, capture_output=True, text=True
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
+
+def _machine() -> str:
     load = os.getloadavg()[0]
     return f"{os.cpu_count()} cores, load average {load:.1f} at the start (other work slows both figures)"
 

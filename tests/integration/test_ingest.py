@@ -146,9 +146,9 @@ def node(home: Path) -> Iterator[NodeContext]:
 def checking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Rows checked in this process, or in a second one (as for large files); asserts which."""
     forks: list[int] = []
-    in_child = ingest._checked_in_child
+    in_child = ingest.CheckingProcess
     monkeypatch.setattr(
-        "node.services.ingest._checked_in_child", lambda *a, **k: forks.append(1) or in_child(*a, **k)
+        "node.services.ingest.CheckingProcess", lambda *a, **k: forks.append(1) or in_child(*a, **k)
     )
     monkeypatch.setattr(
         "node.services.ingest._second_process_pays", lambda path: request.param != "this process"
@@ -410,6 +410,20 @@ def test_skip_invalid_loads_good_rows_and_writes_rejects_0600(
     again = ingest_file(node, write_csv(tmp_path / "fixed.csv", fixed), skip_invalid=True,
                         rejects_path=tmp_path / "r.csv")  # fmt: skip
     assert (again.rows_loaded, again.rows_rejected, again.rejects_file) == (2, 0, None), again.problems
+
+
+def test_a_write_that_collides_with_another_load_is_refused_and_changes_nothing(
+    node: NodeContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest_file(node, write_csv(tmp_path / "first.csv", ROWS))
+    before = snapshot(node)
+    # As if another load had added these cases and persons after this one looked for them.
+    monkeypatch.setattr(records.BulkSql, "select_in", lambda self, *args: [])
+    with pytest.raises(OperatorError) as e:
+        ingest_file(node, write_csv(tmp_path / "again.csv", ROWS))
+    assert e.value.code == "conflict"
+    assert snapshot(node) == before
+    assert count(node, IngestLoad) == 1
 
 
 def test_rows_must_agree_on_case_and_person_fields_and_not_repeat(

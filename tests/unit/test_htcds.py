@@ -331,6 +331,45 @@ def test_content_hash_is_sha256_of_canonical_json_and_tracks_changes() -> None:
     assert htcds.content_hash({**person, "first_name": "Anna"}) != expected.hexdigest()
 
 
+_PERSON_VALUES = st.one_of(
+    st.text(max_size=8),
+    st.integers(0, 30),
+    st.booleans(),
+    st.tuples(st.text(max_size=4), st.text(max_size=4)),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(person=st.dictionaries(st.sampled_from(htcds.PERSON_ATTRS), _PERSON_VALUES, max_size=8))
+def test_content_hash_of_members_is_content_hash(person: dict[str, htcds.FieldValue]) -> None:
+    """The digest built from remembered members (the CSV fast path) is the digest of the fields."""
+    members = [htcds.hash_member(attr, person[attr]) for attr in htcds.HASH_ORDER if attr in person]
+    assert htcds.content_hash_of_members(members) == htcds.content_hash(person)
+
+
+def test_a_row_checker_remembers_cells_without_changing_what_rows_give() -> None:
+    """Checked twice by one RowChecker (the second time from its memory), rows give the same
+    records and the same problems as validate_row; a date in the future is refused each time."""
+    rows = [
+        {
+            **VICTIM,
+            "prs_Gender": "feminine",
+            "prs_Birthdate": "1990-02-28",
+            "vic_TypeOfExploitation": "forcedlabour",
+        },
+        {**VICTIM, "prs_Gender": "Femenine", "prs_Birthdate": "2026-11-30"},
+        {**PERPETRATOR, "prs_Gender": " feminine ", "per_RoleInProcess": "Exploiter;exploiter"},
+    ]
+    checker = htcds.RowChecker(RULES)
+    for _ in range(2):
+        for row in rows:
+            assert checker.check(row, row=7) == check(row)
+    assert check(rows[1])[1] == [
+        Problem(7, "prs_Gender", GENDERS, "'Femenine'"),
+        Problem(7, "prs_Birthdate", DATE, "a date in the future"),
+    ]
+
+
 def test_row_key() -> None:
     assert htcds.row_key({"cas_CaseId": " C-1 ", "prs_PersonId": "P-1"}) == ("C-1", "P-1")
     assert htcds.row_key({"cas_CaseId": "C-1"}) is None
