@@ -49,7 +49,16 @@ __all__ = [
 ]  # fmt: skip
 
 # Added by Palermo to rejects files, so that a corrected rejects file loads as it is.
-IGNORED_COLUMNS = frozenset({"reject_reason"})
+# HTCDS 2.0 fields Palermo accepts in a file but never stores: coordinates, street addresses and
+# post codes are direct identifiers no capability needs; the rest (locations that link an
+# organisation, support plans, consent records) are not used by any capability yet. Lower case.
+_UNSTORED_HTCDS = (
+    "prs_MailingLatitude", "prs_MailingLongitude", "vic_LocationOfRecruitment", "vic_LocationOfExploitation",
+    "spl_Type", "con_Consent",
+    *(f"hte_{t}{f}" for t in ("", "Recruitment", "Transit", "Exploitation")
+      for f in ("Street", "PostalCode", "Latitude", "Longitude", "State")),
+)  # fmt: skip
+IGNORED_COLUMNS = frozenset({"reject_reason", *(name.lower() for name in _UNSTORED_HTCDS)})
 
 # ---- results ----------------------------------------------------------------------------------
 

@@ -426,3 +426,15 @@ def test_docs_list_every_column_and_value_name() -> None:
         if spec.lookup is not None and len(spec.lookup) < 200:  # not the country codes
             for value in spec.lookup.values():
                 assert value in docs, (name, value)
+
+
+def test_known_htcds_fields_that_palermo_does_not_store_are_accepted_and_dropped() -> None:
+    names = [
+        "cas_CaseId",
+        "prs_PersonId",
+        "role",
+        "prs_MailingLatitude",
+        "hte_ExploitationStreet",
+        "con_Consent",
+    ]
+    assert htcds.resolve_columns(names) == ("cas_CaseId", "prs_PersonId", "role", None, None, None)
