@@ -48,7 +48,7 @@ def serve_command(ctx: click.Context, bind: str | None, workers: int | None, no_
 
     home = home_path(ctx)
     settings = load_settings(home)
-    if settings.extra.get("passphrase_required") or _keys_protected(home):
+    if _keys_protected(home):
         from node.cli.common import passphrase_from_env_or_prompt
 
         phrase = passphrase_from_env_or_prompt(prompt_if_protected=home / "keys")
