@@ -8,6 +8,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# CI shares two cores with other work: no per-example deadline, no "too slow" health check.
+settings.register_profile("palermo", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("palermo")
 
 PG_ADMIN_URL = os.environ.get("PALERMO_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
