@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,39 +37,13 @@ from node.storage.models.directory import DirectoryVersion
 from protocol.directory import Directory, GovernanceKey, GovernanceKeys, SignedDirectory, sign_directory
 
 NOW = 1_800_000_000
-PG_ADMIN_URL = os.environ.get("PALERMO_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 GOV = [nacl.signing.SigningKey.generate() for _ in range(5)]
 
 
-def _pg_unavailable() -> str | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
-            return None
-    except Exception as e:  # any failure means no server answered; said in the skip reason
-        return f"no PostgreSQL server answered at {PG_ADMIN_URL} ({type(e).__name__})"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
-    """None (SQLite in the node home) or a throwaway PostgreSQL database ``palermo_dir_<random>``."""
-    if request.param == "sqlite":
-        yield None
-        return
-    reason = _pg_unavailable()
-    if reason:
-        pytest.skip(reason)
-    import psycopg
-
-    name = f"palermo_dir_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://{PG_ADMIN_URL.split('://', 1)[1].rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+@pytest.fixture
+def db_url(database_url: str | None) -> str | None:
+    """None (SQLite in the node home) or a throwaway PostgreSQL database (tests/conftest.py)."""
+    return database_url
 
 
 def make_node_home(root: Path, node_id: str, country: str, *, database_url: str | None = None) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import secrets
 import subprocess
 import sys
 import threading
@@ -30,45 +29,9 @@ from node.settings import render_settings
 from node.storage.db import migrate
 from protocol.translog import LogEntry, merkle_root
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 REPO = Path(__file__).resolve().parents[2]
 T0 = 1767225600
 NODE_ID = "nld-police"
-
-
-def _pg_missing() -> str | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN, connect_timeout=3):
-            return None
-    except Exception as e:  # no server, no access: the reason is shown in the skip
-        return f"no PostgreSQL server answers at {PG_ADMIN} ({type(e).__name__})"
-
-
-@pytest.fixture(scope="module")
-def pg_missing() -> str | None:
-    return _pg_missing()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, pg_missing: str | None) -> Iterator[str | None]:
-    """None for SQLite in the node home, or a throwaway PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield None
-        return
-    if pg_missing:
-        pytest.skip(pg_missing)
-    import psycopg
-
-    name = f"palermo_log_{secrets.token_hex(6)}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture
