@@ -1,0 +1,35 @@
+"""`palermo demo` end to end: what a new operator runs first must keep working."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_runs_everything_and_cleans_up() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "node", "demo", "--records", "300", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout)
+    assert sorted(summary["records"]) == ["nld", "rou", "ukr"]
+    assert all(r["rows"] == 300 for r in summary["records"].values())
+    assert len(summary["ping"]) == 6 and all(p["ok"] for p in summary["ping"])
+    assert summary["outbox"]["status"] == "delivered"
+    assert summary["hostile"] == {
+        "genuine": "accepted",
+        "replayed": "replayed_message",
+        "tampered": "decryption_failed",
+        "garbage": "malformed_envelope",
+    }
+    assert all(report["ok"] for report in summary["audit"].values())
+    assert not Path(summary["dir"]).exists()  # the sandbox was stopped and removed
