@@ -10,9 +10,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import nacl.public
-import nacl.signing
-
 from node.context import NodeContext
 from node.errors import NodeError, OperatorError, PeerRefusal, RemoteRefusal, TransportError
 from node.services import exchange_log
@@ -64,11 +61,43 @@ def _time_policy(node: NodeContext) -> TimePolicy:
     )
 
 
-def _sender_keys(member: Any) -> SenderKeys:
-    return SenderKeys(
-        verify_key=nacl.signing.VerifyKey(member.signing_key),
-        encryption_key=nacl.public.PublicKey(member.encryption_key),
+def _open(node: NodeContext, sealed: SealedEnvelope, member: Member, now: int) -> Message:
+    """Decrypt and verify ``sealed`` with the keys the directory lists for ``member``."""
+    return open_envelope(
+        sealed,
+        recipient_id=node.node_id,
+        recipient_encryption_key=node.keys.encryption,
+        sender=SenderKeys(verify_key=member.verify_key, encryption_key=member.public_key),
+        now=now,
+        policy=_time_policy(node),
     )
+
+
+def _record_accepted(
+    node: NodeContext, sealed: SealedEnvelope, message: Message, *, seq: int | None, now: int
+) -> None:
+    """Remember the message id (and, for a request, the channel's seq) and log it as accepted, atomically."""
+    header = message.header
+    with node.db.transaction() as session:
+        accept_incoming(
+            session,
+            peer=header.sender,
+            message_id=header.id,
+            seq=seq,
+            forget_after=header.expires + node.settings.clock_skew_seconds,
+        )
+        exchange_log.append(
+            session,
+            time=now,
+            kind="envelope",
+            direction="in",
+            peer=header.sender,
+            message_id=header.id,
+            message_type=header.type,
+            envelope_hash=sealed.hash,
+            size=len(sealed.box),
+            outcome="accepted",
+        )
 
 
 def _refusal(error: NodeError | ProtocolError) -> PeerRefusal:
@@ -135,40 +164,14 @@ def _verify_request(node: NodeContext, sealed: SealedEnvelope) -> Message:
         raise PeerRefusal(
             "the sender is not a member of this node's directory", code="unknown_sender", http_status=403
         )
-    message = open_envelope(
-        sealed,
-        recipient_id=node.node_id,
-        recipient_encryption_key=node.keys.encryption,
-        sender=_sender_keys(member),
-        now=now,
-        policy=_time_policy(node),
-    )
+    message = _open(node, sealed, member, now)
     header = message.header
     check_payload(header.type, message.payload)
     if message_type(header.type).kind != "request" or header.reply_to is not None:
         raise PeerRefusal(
             "a reply can only arrive in the response to its request", code="unexpected_reply", http_status=422
         )
-    with node.db.transaction() as session:
-        accept_incoming(
-            session,
-            peer=header.sender,
-            message_id=header.id,
-            seq=header.seq,
-            forget_after=header.expires + node.settings.clock_skew_seconds,
-        )
-        exchange_log.append(
-            session,
-            time=now,
-            kind="envelope",
-            direction="in",
-            peer=header.sender,
-            message_id=header.id,
-            message_type=header.type,
-            envelope_hash=sealed.hash,
-            size=len(sealed.box),
-            outcome="accepted",
-        )
+    _record_accepted(node, sealed, message, seq=header.seq, now=now)
     return message
 
 
@@ -198,12 +201,12 @@ def _seal_reply(
     return reply.to_bytes()
 
 
-def _seal(node: NodeContext, message: Message, peer: Any) -> SealedEnvelope:
+def _seal(node: NodeContext, message: Message, peer: Member) -> SealedEnvelope:
     return seal(
         message,
         signing_key=node.keys.signing,
         sender_encryption_key=node.keys.encryption,
-        recipient_encryption_key=nacl.public.PublicKey(peer.encryption_key),
+        recipient_encryption_key=peer.public_key,
         nonce=node.random_bytes(24),
     )
 
@@ -328,7 +331,7 @@ def _remote_error(body: bytes) -> tuple[str, str]:
 
 
 def _accept_reply(
-    node: NodeContext, request: Message, sealed_request: SealedEnvelope, body: bytes, peer: Any
+    node: NodeContext, request: Message, sealed_request: SealedEnvelope, body: bytes, peer: Member
 ) -> Exchange:
     now = node.clock()
     sealed: SealedEnvelope | None = None
@@ -337,35 +340,9 @@ def _accept_reply(
         sealed = SealedEnvelope.from_bytes(body)
         if sealed.sender != peer.node_id:
             raise PeerRefusal("the reply comes from another node", code="sender_mismatch", http_status=403)
-        reply = open_envelope(
-            sealed,
-            recipient_id=node.node_id,
-            recipient_encryption_key=node.keys.encryption,
-            sender=_sender_keys(peer),
-            now=now,
-            policy=_time_policy(node),
-        )
+        reply = _open(node, sealed, peer, now)
         _check_reply(request, sealed_request, reply)
-        with node.db.transaction() as session:
-            accept_incoming(
-                session,
-                peer=peer.node_id,
-                message_id=reply.header.id,
-                seq=None,
-                forget_after=reply.header.expires + node.settings.clock_skew_seconds,
-            )
-            exchange_log.append(
-                session,
-                time=now,
-                kind="envelope",
-                direction="in",
-                peer=peer.node_id,
-                message_id=reply.header.id,
-                message_type=reply.header.type,
-                envelope_hash=sealed.hash,
-                size=len(sealed.box),
-                outcome="accepted",
-            )
+        _record_accepted(node, sealed, reply, seq=None, now=now)
     except (NodeError, ProtocolError) as e:
         refusal = _refusal(e)
         _log_refused(
