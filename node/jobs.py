@@ -48,6 +48,28 @@ def delivery_lock(home: Path) -> Any:
     return _flock(home / "outbox.lock", wait=True)
 
 
+def round_lock(home: Path, peer: str) -> Any:
+    """Held while a matching round with ``peer`` runs, by the job or by ``palermo match run``."""
+    return _flock(home / f"match-{peer}.lock", wait=False)
+
+
+def match_with(peer: str) -> Any:
+    """The scheduled job that runs a matching round with ``peer``."""
+
+    def match(node: NodeContext) -> None:
+        from node.matching.rounds import run_round
+
+        summary = run_round(node, peer)
+        log.info(
+            "matching round",
+            extra={"job": "match", "peer": peer, "candidates": summary.get("candidates"),
+                   "seconds": summary.get("seconds", {}).get("total")},
+        )  # fmt: skip
+
+    match.__name__ = f"match-{peer}"
+    return match
+
+
 def deliver_outbox(node: NodeContext) -> None:
     from node.services.outbox import deliver_due
 
@@ -97,6 +119,8 @@ def build_scheduler(node: NodeContext) -> Any:
         id="checkpoint",
     )
     scheduler.add_job(_guarded(forget_seen_ids, node), "interval", seconds=600, id="forget-seen")
+    for peer, hours in sorted(settings.match_schedule_hours.items()):
+        scheduler.add_job(_guarded(match_with(peer), node), "interval", hours=hours, id=f"match-{peer}")
     return scheduler
 
 

@@ -37,6 +37,13 @@ class Settings:
     outbox_backoff_max_seconds: int = 3600
     outbox_interval_seconds: int = 5
     checkpoint_interval_seconds: int = 300
+    match_key_days: int = 90
+    match_timeout_seconds: float = 300.0
+    match_max_rounds_per_day: int = 24
+    match_workers: int = 0  # processes for PSI and comparison; 0: one per core
+    match_schedule_hours: dict[str, float] = field(default_factory=dict)
+    psi_selectors_per_record: int = 32
+    psi_max_points: int = 2_000_000
     default_matchable: bool = False
     default_handling_code: str = "H2"
     log_level: str = "INFO"
@@ -72,7 +79,7 @@ def load_settings(home: Path, env: dict[str, str] | None = None) -> Settings:
         raise ConfigurationError(f"{path} is not valid TOML: {e}") from e
     node = data.get("node", {})
     values: dict[str, Any] = {**{k: v for k, v in data.items() if not isinstance(v, dict)}, **node}
-    for section in ("server", "exchange", "ingest", "log"):
+    for section in ("server", "exchange", "ingest", "matching", "log"):
         values.update(data.get(section, {}))
     return _build(home, values, env)
 
@@ -128,9 +135,21 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError("settings: url must start with http:// or https://")
     if settings.default_handling_code not in ("H0", "H1", "H2", "H3"):
         raise ConfigurationError("settings: default_handling_code must be one of H0, H1, H2, H3")
-    for name in ("max_body_bytes", "workers", "clock_skew_seconds", "envelope_lifetime_seconds"):
+    positive = ("max_body_bytes", "workers", "clock_skew_seconds", "envelope_lifetime_seconds", "match_key_days",
+                "match_timeout_seconds", "match_max_rounds_per_day", "psi_selectors_per_record", "psi_max_points")  # fmt: skip
+    for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigurationError(f"settings: {name} must be positive")
+    if settings.match_workers < 0:
+        raise ConfigurationError("settings: match_workers must be 0 (one per core) or more")
+    schedule = settings.match_schedule_hours
+    if not isinstance(schedule, dict) or not all(
+        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+        for k, v in schedule.items()
+    ):
+        raise ConfigurationError(
+            'settings: match_schedule_hours must map peer node ids to hours, e.g. { "nl-focal" = 24 }'
+        )
 
 
 def render_settings(*, node_id: str, country: str, url: str, database_url: str | None, bind: str) -> str:
@@ -165,6 +184,15 @@ outbox_interval_seconds = 5
 [ingest]
 default_matchable = false   # a row without shr_Matchable is not matched unless this is true
 default_handling_code = "H2"
+
+[matching]
+match_key_days = 90             # pair keys for encodings rotate every this many days
+match_timeout_seconds = 300.0   # how long one matching message may take (PSI over large sets)
+match_max_rounds_per_day = 24   # rounds (and PSI sessions) a peer may start with this node per day
+match_workers = 0               # processes for PSI and comparisons; 0: one per core
+psi_selectors_per_record = 32   # a peer's PSI request may hold at most this many selectors per record it declares
+psi_max_points = 2000000
+match_schedule_hours = {{}}       # peers matched on a schedule, e.g. {{ "nl-focal" = 24 }}
 
 [log]
 checkpoint_interval_seconds = 300

@@ -24,8 +24,10 @@ class PeerResponse:
 
 
 class PeerTransport(Protocol):
-    def post_envelope(self, base_url: str, body: bytes) -> PeerResponse:
-        """POST wire bytes to the peer's envelope endpoint; raise TransportError on any failure."""
+    def post_envelope(self, base_url: str, body: bytes, *, timeout: float | None = None) -> PeerResponse:
+        """POST wire bytes to the peer's envelope endpoint; raise TransportError on any failure.
+
+        ``timeout`` (seconds) replaces the transport's own for one call (long matching steps)."""
         ...
 
 
@@ -38,14 +40,15 @@ class HttpTransport:
         self._session = requests.Session()
         self._session.headers["User-Agent"] = "palermo-node"
 
-    def post_envelope(self, base_url: str, body: bytes) -> PeerResponse:
+    def post_envelope(self, base_url: str, body: bytes, *, timeout: float | None = None) -> PeerResponse:
         url = base_url.rstrip("/") + ENVELOPE_PATH
+        timeout = timeout or self.timeout
         try:
             with self._session.post(
                 url,
                 data=body,
                 headers={"Content-Type": "application/json"},
-                timeout=(min(self.timeout, 5.0), self.timeout),
+                timeout=(min(timeout, 5.0), timeout),
                 stream=True,
                 allow_redirects=False,
             ) as response:
@@ -81,7 +84,7 @@ class InMemoryTransport:
     def register(self, base_url: str, handler: Callable[[bytes], PeerResponse]) -> None:
         self.routes[base_url.rstrip("/")] = handler
 
-    def post_envelope(self, base_url: str, body: bytes) -> PeerResponse:
+    def post_envelope(self, base_url: str, body: bytes, *, timeout: float | None = None) -> PeerResponse:
         key = base_url.rstrip("/")
         if key in self.down or key not in self.routes:
             raise TransportError("the peer could not be reached", code="peer_unreachable")

@@ -1,4 +1,4 @@
-"""Diffie-Hellman private set intersection over the prime-order subgroup of edwards25519.
+"""Diffie-Hellman private set intersection with X25519 over Curve25519.
 
 Exact selectors (document numbers, phones, e-mails, name + birth-date keys: ``kind``-prefixed
 canonical bytes made elsewhere) are hashed to the group, blinded with a per-session secret scalar
@@ -10,55 +10,110 @@ and exchanged in three messages (protocol/SPEC.md section 10):
 
 A learns which of its selectors B holds and |Y|; B learns |X| and, from the result, which of its
 own selectors A holds. Scalars, the shuffle seed and selectors are arguments: this module draws
-no randomness. The group operations are libsodium's through PyNaCl; ``node.services.psi_parallel``
-runs them over every core for large sets.
+no randomness. The group operations (:mod:`protocol.psi_group`, re-exported here) are libsodium's
+through PyNaCl; ``node.services.psi_parallel`` runs them over every core for large sets.
 
-Parsing (``parse_*``) checks shape only. Group membership of every received point is checked by
-:func:`blind` (libsodium's scalar multiplication refuses exactly the points that
-``crypto_core_ed25519_is_valid_point`` refuses) or, for points that are only compared, by
-:func:`check_points`.
+Parsing (``parse_*``) checks shape only. Every received point is checked by :func:`blind` before
+it is multiplied or, for points that are only compared, by :func:`check_points`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import nacl.bindings as sodium
-import nacl.exceptions
-
 from protocol.canonical import b64decode, b64encode, expect_type, require_fields
 from protocol.errors import InvalidRequestError, MalformedError, ProtocolError
 from protocol.messages import MessageType, register
+from protocol.psi_group import (
+    BAD_ARGUMENT,
+    BAD_SCALAR,
+    COUNT_MISMATCH,
+    DOMAIN,
+    FIELD_PRIME,
+    INVALID_POINT,
+    POINT_SIZE,
+    SCALAR_SEED_SIZE,
+    SCALAR_SIZE,
+    SESSION_ID_SIZE,
+    SMALL_ORDER_POINTS,
+    ZERO_SCALAR,
+    blind,
+    check_points,
+    edwards_to_montgomery,
+    hash_blind,
+    hash_to_group,
+    new_scalar,
+    split_points,
+    validate_points,
+)
 
-DOMAIN = b"palermo/psi/v1"
-SESSION_ID_SIZE = 16
-POINT_SIZE = 32
-SCALAR_SIZE = 32
-SCALAR_SEED_SIZE = 64
+__all__ = [
+    "BAD_ARGUMENT",
+    "BAD_POSITIONS",
+    "BAD_SCALAR",
+    "COUNT_MISMATCH",
+    "DEFAULT_MAX_POINTS",
+    "DOMAIN",
+    "DUPLICATE_POINT",
+    "FIELD_PRIME",
+    "INVALID_POINT",
+    "MALFORMED",
+    "POINT_SIZE",
+    "SCALAR_SEED_SIZE",
+    "SCALAR_SIZE",
+    "SESSION_ID_SIZE",
+    "SESSION_LIMIT",
+    "SESSION_MISMATCH",
+    "SHUFFLE_SEED_SIZE",
+    "SMALL_ORDER_POINTS",
+    "TOO_MANY_POINTS",
+    "TOO_MANY_SELECTORS",
+    "ZERO_SCALAR",
+    "Intersection",
+    "LimitError",
+    "PSIRequest",
+    "PSIResponse",
+    "PSIResult",
+    "blind",
+    "build_request",
+    "build_response",
+    "build_result",
+    "check_distinct",
+    "check_points",
+    "check_request_limits",
+    "check_response_limits",
+    "edwards_to_montgomery",
+    "hash_blind",
+    "hash_to_group",
+    "intersect",
+    "matched_own_indices",
+    "new_scalar",
+    "parse_request",
+    "parse_response",
+    "parse_result",
+    "shuffle_order",
+    "split_points",
+    "validate_points",
+]
+
 SHUFFLE_SEED_SIZE = 32
 DEFAULT_MAX_POINTS = 2_000_000
 MAX_INT = 2**53 - 1
 HEX32_RE = re.compile(r"[0-9a-f]{32}")  # used with fullmatch: no trailing newline
-_ZERO_SCALAR = bytes(SCALAR_SIZE)
 
-# Stable error codes (ProtocolError.code), listed in protocol/SPEC.md section 10.
+# Stable error codes (ProtocolError.code), listed in protocol/SPEC.md section 10.10 (the group's
+# own codes are in protocol.psi_group).
 MALFORMED = "psi_malformed"
-COUNT_MISMATCH = "psi_count_mismatch"
 TOO_MANY_POINTS = "psi_too_many_points"
-INVALID_POINT = "psi_invalid_point"
 DUPLICATE_POINT = "psi_duplicate_point"
 SESSION_MISMATCH = "psi_session_mismatch"
 BAD_POSITIONS = "psi_bad_positions"
 TOO_MANY_SELECTORS = "psi_too_many_selectors"
 SESSION_LIMIT = "psi_session_limit"
-ZERO_SCALAR = "psi_zero_scalar"
-BAD_SCALAR = "psi_bad_scalar"
-BAD_ARGUMENT = "psi_bad_argument"
 
 _REQUEST_FIELDS = {"session_id", "round", "record_count", "count", "points"}
 _RESPONSE_FIELDS = {
@@ -79,105 +134,7 @@ class LimitError(ProtocolError):
     code = "psi_limit"
 
 
-# --- group operations -------------------------------------------------------------------------
-
-
-def hash_to_group(selectors: Sequence[bytes], *, session_id: bytes) -> list[bytes]:
-    """Hash each selector to a point of the prime-order subgroup, separated by session.
-
-    ``point = from_uniform(SHA-512(DOMAIN ‖ session_id ‖ selector)[0:32])``. Raises
-    InvalidRequestError (``psi_bad_argument``) for a session id that is not 16 bytes or a selector
-    that is not bytes.
-    """
-    if not isinstance(session_id, bytes) or len(session_id) != SESSION_ID_SIZE:
-        raise InvalidRequestError(f"a PSI session id is {SESSION_ID_SIZE} bytes", code=BAD_ARGUMENT)
-    prefix = hashlib.sha512(DOMAIN + session_id)
-    points = []
-    for selector in selectors:
-        if not isinstance(selector, bytes):
-            raise InvalidRequestError("a selector must be bytes", code=BAD_ARGUMENT)
-        digest = prefix.copy()
-        digest.update(selector)
-        points.append(bytes(sodium.crypto_core_ed25519_from_uniform(digest.digest()[:32])))
-    return points
-
-
-def new_scalar(random64: bytes) -> bytes:
-    """A per-session secret scalar: 64 uniformly random bytes reduced modulo the group order L.
-
-    Raises InvalidRequestError: ``psi_bad_scalar`` if ``random64`` is not 64 bytes,
-    ``psi_zero_scalar`` if it reduces to zero.
-    """
-    if not isinstance(random64, bytes) or len(random64) != SCALAR_SEED_SIZE:
-        raise InvalidRequestError("a PSI scalar is made from exactly 64 random bytes", code=BAD_SCALAR)
-    scalar = bytes(sodium.crypto_core_ed25519_scalar_reduce(random64))
-    _check_scalar(scalar)
-    return scalar
-
-
-def _check_scalar(scalar: bytes) -> None:
-    if not isinstance(scalar, bytes) or len(scalar) != SCALAR_SIZE:
-        raise InvalidRequestError("a PSI scalar is 32 bytes", code=BAD_SCALAR)
-    # Reduced (< L), compared without branching on the secret's value.
-    reduced = bytes(sodium.crypto_core_ed25519_scalar_reduce(scalar + _ZERO_SCALAR))
-    if not hmac.compare_digest(reduced, scalar):
-        raise InvalidRequestError("a PSI scalar must be reduced modulo L", code=BAD_SCALAR)
-    if hmac.compare_digest(scalar, _ZERO_SCALAR):
-        raise InvalidRequestError("a PSI scalar must not be zero", code=ZERO_SCALAR)
-
-
-def blind(points: Sequence[bytes], scalar: bytes, *, offset: int = 0) -> list[bytes]:
-    """Multiply each point by ``scalar`` (``crypto_scalarmult_ed25519_noclamp``), in order.
-
-    libsodium refuses any point that is not canonical, of small order, off the curve or outside
-    the prime-order subgroup, the same test as ``crypto_core_ed25519_is_valid_point``; such a point
-    raises MalformedError ``psi_invalid_point`` naming its index (``offset`` + position). A bad
-    scalar raises InvalidRequestError (``psi_bad_scalar``, ``psi_zero_scalar``).
-    """
-    _check_scalar(scalar)
-    blinded = []
-    for i, point in enumerate(points):
-        if not isinstance(point, bytes) or len(point) != POINT_SIZE:
-            raise _invalid_point(offset + i)
-        try:
-            blinded.append(bytes(sodium.crypto_scalarmult_ed25519_noclamp(scalar, point)))
-        except nacl.exceptions.RuntimeError as e:
-            raise _invalid_point(offset + i) from e
-    return blinded
-
-
-def check_points(points: Sequence[bytes], *, offset: int = 0) -> list[bytes]:
-    """Return ``points`` if every one is a valid element of the prime-order subgroup.
-
-    Raises MalformedError ``psi_invalid_point`` naming the first bad index (``offset`` + position).
-    """
-    for i, point in enumerate(points):
-        if (
-            not isinstance(point, bytes)
-            or len(point) != POINT_SIZE
-            or not sodium.crypto_core_ed25519_is_valid_point(point)
-        ):
-            raise _invalid_point(offset + i)
-    return list(points)
-
-
-def split_points(blob: bytes, *, count: int) -> list[bytes]:
-    """Cut concatenated 32-byte points; raise MalformedError ``psi_count_mismatch`` on a bad length."""
-    if len(blob) != POINT_SIZE * count:
-        raise MalformedError(
-            f"expected {count} points ({POINT_SIZE * count} bytes), got {len(blob)} bytes",
-            code=COUNT_MISMATCH,
-        )
-    return [blob[i : i + POINT_SIZE] for i in range(0, len(blob), POINT_SIZE)]
-
-
-def validate_points(blob: bytes, *, count: int) -> list[bytes]:
-    """Split ``blob`` into ``count`` points and check each (``psi_count_mismatch``, ``psi_invalid_point``)."""
-    return check_points(split_points(blob, count=count))
-
-
-def _invalid_point(index: int) -> MalformedError:
-    return MalformedError(f"point {index} is not an element of the prime-order group", code=INVALID_POINT)
+# --- ordering and intersection ----------------------------------------------------------------
 
 
 def shuffle_order(count: int, *, seed: bytes) -> list[int]:
@@ -206,6 +163,17 @@ class Intersection:
 
     own: tuple[int, ...]
     theirs: tuple[int, ...]
+
+
+def check_distinct(points: Sequence[bytes], *, what: str) -> None:
+    """Refuse a list in which the same point occurs twice (MalformedError ``psi_duplicate_point``).
+
+    Parsing refuses repeated encodings. This is for products: two received points that differ by
+    a point of small order (u and 1/u, for example) are different encodings of which X25519 gives
+    the same product, and only a peer that deviates sends both (SPEC 10.8).
+    """
+    if len(set(points)) != len(points):
+        raise MalformedError(f"{what}: the same point appears twice", code=DUPLICATE_POINT)
 
 
 def intersect(own_double_blinded: Sequence[bytes], their_double_blinded: Sequence[bytes]) -> Intersection:
@@ -492,8 +460,7 @@ def _check_point_list(points: tuple[bytes, ...], *, what: str) -> None:
     for point in points:
         if not isinstance(point, bytes) or len(point) != POINT_SIZE:
             raise MalformedError(f"{what}: every point is {POINT_SIZE} bytes", code=MALFORMED)
-    if len(set(points)) != len(points):
-        raise MalformedError(f"{what}: the same point appears twice", code=DUPLICATE_POINT)
+    check_distinct(points, what=what)
 
 
 def _parse_header(fields: dict[str, Any], what: str) -> tuple[bytes, int]:
@@ -548,4 +515,4 @@ def _check_result_payload(payload: Any, what: str) -> dict[str, Any]:
 
 register(MessageType("psi.request", "request", _check_request_payload, reply_types=("psi.response",)))
 register(MessageType("psi.response", "reply", _check_response_payload))
-register(MessageType("psi.result", "request", _check_result_payload, reply_types=("receipt",)))
+register(MessageType("psi.result", "request", _check_result_payload, reply_types=("psi.handles",)))

@@ -6,6 +6,7 @@ tokens per role) and ``/health`` (no authentication, for load balancers).
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from typing import Any
@@ -33,6 +34,8 @@ def create_app(
     from node.app.errors import register_error_handlers
     from node.app.peer_api import peer_api
     from node.app.rest_api import rest_api
+
+    importlib.import_module("node.app.matching_api")  # adds the matching routes to rest_api
 
     register_error_handlers(app)
     app.register_blueprint(peer_api)

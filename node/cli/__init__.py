@@ -31,6 +31,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "audit_group"),
     "sandbox": ("sandbox", "sandbox_group"),
     "demo": ("demo", "demo_command"),
+    "match": ("matching", "match_group"),
+    "matches": ("matching", "matches_group"),
+    "disclosures": ("matching", "disclosures_group"),
 }
 
 

@@ -11,8 +11,20 @@ from typing import Any
 
 import click
 
+
+def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    """Errors raised later in the command print as JSON too (see ``PalermoGroup.invoke``)."""
+    if value:
+        ctx.meta["palermo_json"] = True
+    return value
+
+
 json_option = click.option(
-    "--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text."
+    "--json",
+    "as_json",
+    is_flag=True,
+    callback=_remember_json,
+    help="Print machine-readable JSON instead of text.",
 )
 
 

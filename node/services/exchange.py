@@ -10,6 +10,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import protocol.matching
+import protocol.psi  # noqa: F401  (register their message types)
 from node.context import NodeContext
 from node.errors import NodeError, OperatorError, PeerRefusal, RemoteRefusal, TransportError
 from node.services import exchange_log
@@ -150,7 +152,19 @@ def receive(node: NodeContext, body: bytes) -> bytes:
             header=message.header if message else None,
         )
         raise refusal from e
-    reply_type, reply_payload = handle_request(node, message)
+    try:
+        reply_type, reply_payload = handle_request(node, message)
+    except (NodeError, ProtocolError) as e:  # the handler refused: it changed nothing
+        refusal = _refusal(e)
+        _log_refused(
+            node,
+            peer=sealed.sender,
+            envelope_hash=sealed.hash,
+            size=len(body),
+            code=refusal.code,
+            header=message.header,
+        )
+        raise refusal from e
     return _seal_reply(node, message, sealed, reply_type, reply_payload)
 
 
@@ -240,7 +254,13 @@ class Exchange:
 
 
 def send_request(
-    node: NodeContext, peer_id: str, type_name: str, payload: dict[str, Any], *, message_id: str | None = None
+    node: NodeContext,
+    peer_id: str,
+    type_name: str,
+    payload: dict[str, Any],
+    *,
+    message_id: str | None = None,
+    timeout: float | None = None,
 ) -> Exchange:
     """Sign, encrypt, log and POST a request to ``peer_id``; verify and log its reply.
 
@@ -255,7 +275,7 @@ def send_request(
     message_id = message_id or node.random_bytes(16).hex()
     for attempt in range(3):
         try:
-            return _send_once(node, peer_id, type_name, payload, message_id)
+            return _send_once(node, peer_id, type_name, payload, message_id, timeout)
         except RemoteRefusal as e:
             if e.code != "sequence_regressed" or attempt == 2:
                 raise
@@ -301,12 +321,17 @@ def prepare_request(
 
 
 def _send_once(
-    node: NodeContext, peer_id: str, type_name: str, payload: dict[str, Any], message_id: str
+    node: NodeContext,
+    peer_id: str,
+    type_name: str,
+    payload: dict[str, Any],
+    message_id: str,
+    timeout: float | None,
 ) -> Exchange:
     prepared = prepare_request(node, peer_id, type_name, payload, message_id=message_id)
     message, sealed, peer, header = prepared.message, prepared.sealed, prepared.peer, prepared.message.header
     try:
-        response = node.peer_transport().post_envelope(peer.url, sealed.to_bytes())
+        response = node.peer_transport().post_envelope(peer.url, sealed.to_bytes(), timeout=timeout)
     except TransportError as e:
         with node.db.transaction() as session:
             _log_out(session, node, sealed, header, outcome="failed", code=e.code)

@@ -22,8 +22,16 @@ def handler(type_name: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def load_handlers() -> None:
+    """Import the modules that register handlers of later capabilities (once; imports are cached)."""
+    import node.matching.followup
+    import node.matching.responder
+    import node.matching.unit  # noqa: F401
+
+
 def handle_request(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:
     """Run the handler for an accepted request; returns the reply type and payload."""
+    load_handlers()
     fn = HANDLERS.get(message.header.type)
     if fn is None:
         raise PeerRefusal(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from node.context import NodeContext
 from node.errors import NodeError, OperatorError, RemoteRefusal, TransportError
@@ -35,8 +36,18 @@ RETRYABLE_REMOTE = {
 }
 
 
-def enqueue(node: NodeContext, peer_id: str, type_name: str, payload: dict[str, Any]) -> str:
-    """Store a request for ``peer_id``; returns its message id. Raises OperatorError for an unknown peer."""
+def enqueue(
+    node: NodeContext,
+    peer_id: str,
+    type_name: str,
+    payload: dict[str, Any],
+    *,
+    session: Session | None = None,
+) -> str:
+    """Store a request for ``peer_id``; returns its message id. Raises OperatorError for an unknown peer.
+
+    With ``session``, the message is stored in the caller's transaction (it commits with the change
+    that made it); otherwise in a transaction of its own."""
     payload = check_payload(type_name, payload)
     if current_directory(node).member(peer_id) is None or peer_id == node.node_id:
         raise OperatorError(
@@ -44,19 +55,21 @@ def enqueue(node: NodeContext, peer_id: str, type_name: str, payload: dict[str, 
         )
     message_id = node.random_bytes(16).hex()
     now = node.clock()
-    with node.db.transaction() as session:
-        session.add(
-            OutboxMessage(
-                message_id=message_id,
-                peer=peer_id,
-                message_type=type_name,
-                payload=canonical_json(payload).decode(),
-                status="pending",
-                created_at=now,
-                attempts=0,
-                next_attempt_at=now,
-            )
-        )
+    row = OutboxMessage(
+        message_id=message_id,
+        peer=peer_id,
+        message_type=type_name,
+        payload=canonical_json(payload).decode(),
+        status="pending",
+        created_at=now,
+        attempts=0,
+        next_attempt_at=now,
+    )
+    if session is not None:
+        session.add(row)
+        return message_id
+    with node.db.transaction() as own:
+        own.add(row)
     return message_id
 
 

@@ -169,6 +169,10 @@ DEFAULT_LAYOUT = Layout(
         FieldSpec("birth", 256, 12, "date"),
         FieldSpec("citizenship", 128, 8, "token"),
         FieldSpec("place", 256, 12, "qgram"),
+        FieldSpec("gender", 64, 4, "token"),
+        FieldSpec("has_document", 64, 1, "token"),
+        FieldSpec("has_phone", 64, 1, "token"),
+        FieldSpec("has_email", 64, 1, "token"),
     ),
     flip=2,
 )
@@ -355,7 +359,7 @@ class Encoder:
                         f"field {name}: expected a list of strings", code="encoding_bad_value"
                     )
                 found = [self._value_positions(i, v) for v in values]
-                pos = found[0] if len(found) == 1 else np.unique(np.concatenate(found))
+                pos = found[0] if len(found) == 1 else np.concatenate(found)  # repeats set a bit twice
                 if pos.size:
                     mask |= 1 << i
                     parts.append(pos)

@@ -13,7 +13,7 @@ posterior gives the band: "likely" or "possible".
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -32,14 +32,26 @@ _FLOOR = 1e-6
 
 @dataclass(frozen=True)
 class Comparison:
-    """One field of the model: its Dice thresholds, highest first, and the field it may swap with."""
+    """One field of the model: its Dice thresholds, highest first, and the field it may swap with.
+
+    A comparison whose levels the caller computes itself (from several fields, or not from Dice)
+    gives ``labels``, one per level, closest first, and no thresholds.
+    """
 
     field: str
     thresholds: tuple[float, ...] = (0.95, 0.85, 0.7)
     swap_with: str = ""
+    labels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         t = self.thresholds
+        if self.labels:
+            if t or len(self.labels) < 2:
+                raise InvalidRequestError(
+                    f"comparison {self.field}: labelled levels take no thresholds, and two labels at least",
+                    code="encoding_bad_model",
+                )
+            return
         if not t or any(not 0.0 < x <= 1.0 for x in t) or any(x <= y for x, y in pairwise(t)):
             raise InvalidRequestError(
                 f"comparison {self.field}: thresholds must be decreasing, in (0, 1]",
@@ -48,7 +60,7 @@ class Comparison:
 
     @property
     def levels(self) -> int:
-        return len(self.thresholds) + 1
+        return len(self.labels) if self.labels else len(self.thresholds) + 1
 
 
 DEFAULT_COMPARISONS = (
@@ -133,6 +145,34 @@ class FellegiSunter:
         return np.asarray(1.0 / (1.0 + np.exp2(-np.clip(log_odds, -200.0, 200.0))), np.float64)
 
 
+@dataclass(frozen=True)
+class Census:
+    """Levels of a comparison that blocking never misses within a known set of pairs.
+
+    Every pair of the set at one of ``levels`` is among the candidates (exact selectors: every pair
+    that shares one; names agreeing closely, among pairs whose birth years blocking lets meet), so
+    u at those levels can be counted over all ``pairs`` of the set instead of sampled. ``counts``
+    gives, per pattern of the histogram, how many of its candidates are in the set (None: all).
+    """
+
+    levels: tuple[int, ...]
+    pairs: int
+    counts: NDArray[np.float64] | None = None
+
+    def u(self, column: NDArray[np.int8], non_matches: NDArray[np.float64], base: NDArray[np.float64], non_match_share: float, pseudo: float) -> NDArray[np.float64]:  # fmt: skip
+        """u: the census levels counted (expected non-matches in the set at the level over the
+        expected non-matches in the set), the other levels the rest in proportion to ``base``."""
+        inside = np.isin(column, self.levels)
+        found = np.bincount(column[inside], weights=non_matches[inside], minlength=base.shape[0])
+        census = np.zeros(base.shape[0], np.bool_)
+        census[list(self.levels)] = True
+        out = np.where(census, (found + pseudo) / max(self.pairs * non_match_share, 1.0), 0.0)
+        out = np.clip(out, _FLOOR * _FLOOR, None)
+        rest = max(1.0 - float(out.sum()), _FLOOR)
+        out[~census] = rest * base[~census] / max(float(base[~census].sum()), _FLOOR)
+        return np.asarray(out / out.sum(), np.float64)
+
+
 def estimate(
     lv: NDArray[np.int8],
     comparisons: Sequence[Comparison],
@@ -142,13 +182,17 @@ def estimate(
     max_prior: float | None = None,
     prior: float | None = None,
     core: Sequence[str] | None = None,
+    census: Mapping[str, Census] | None = None,
+    counts: NDArray[np.int64] | None = None,
+    anchor: str | None = None,
     max_iterations: int = 500,
     tolerance: float = 1e-6,
     pseudo_count: float = 0.5,
 ) -> FellegiSunter:
     """Estimate m (and u unless given) and the share of matches by EM (SPEC-encoding 6.2).
 
-    ``lv`` holds the levels of the candidate pairs. The recommended use gives ``u`` from random
+    ``lv`` holds the levels of the candidate pairs (with ``counts``, row i stands for ``counts[i]``
+    pairs: a histogram of level patterns, for candidates too many to hold). The recommended use gives ``u`` from random
     pairs (:func:`u_from_levels`) and ``pairs`` = |A| x |B|: then m and the share of matches among
     all pairs are estimated, the pairs blocking left out counting as non-matches, and weights and
     posteriors are those of the whole population, which blocking does not bias (u estimated on
@@ -163,26 +207,39 @@ def estimate(
     person of the other side: without that cap EM readily settles on "same family" instead of "same
     person"). With ``core``, only those comparisons drive EM; the others get m from the final
     posteriors, so attributes that family members share (place, citizenship) cannot turn the latent
-    class into "same family". Finally the weights are made to fall with the level
-    (pool-adjacent-violators), so a closer agreement never counts less than a looser one.
+    class into "same family". For the comparisons in ``census`` (see :class:`Census`), u of the
+    census levels is counted in each M step over every pair of a known set (the expected
+    non-matches among its candidates at the level, over its expected non-matches), and the other
+    levels share the rest in the proportions of ``u``: agreements far rarer than any sample of
+    random pairs could show are then measured over all pairs. Pairs at
+    level 0 of the ``anchor`` comparison (a shared document number) are taken as matches in every E
+    step: they tie the latent class to "same person", where common full names would otherwise let
+    EM settle on "same name". Finally the
+    weights are made to fall with the level (pool-adjacent-violators), so a closer agreement never
+    counts less than a looser one.
     """
     comparisons = tuple(comparisons)
-    total, cap = _bounds(lv, comparisons, pairs, max_prior)
+    patterns, weights = _histogram(lv, counts)
+    total, cap = _bounds(lv, comparisons, pairs, max_prior, int(weights.sum()))
     names = [c.field for c in comparisons]
     keep = np.zeros(len(comparisons), np.bool_)
     keep[[names.index(f) for f in core] if core is not None else slice(None)] = True
-    patterns, counts = np.unique(lv, axis=0, return_counts=True)
-    counts = counts.astype(np.float64)
+    counted = {names.index(f): c for f, c in (census or {}).items()}
+    base_u = [np.asarray(x, np.float64) for x in u] if u is not None else []
     m = [_initial_m(c.levels) for c in comparisons]
     fixed = u is not None
-    u_now = [np.asarray(x, np.float64) for x in u] if u is not None else u_from_levels(lv, comparisons, pseudo_count=pseudo_count)  # fmt: skip
+    u_now = [np.asarray(x, np.float64) for x in u] if u is not None else _maximisation(patterns, weights, comparisons, pseudo_count)  # fmt: skip
     p = min(cap / 2, 0.05) if prior is None else min(prior, cap)
     iterations, converged = 0, False
     for iterations in range(1, max_iterations + 1):  # noqa: B007 -- the count is reported
         g = _expectation(patterns, m, u_now, p, keep)
-        new_m = _maximisation(patterns, counts * g, comparisons, pseudo_count)
-        new_u = u_now if fixed else _maximisation(patterns, counts * (1 - g), comparisons, pseudo_count)
-        new_p = float(np.clip((counts * g).sum() / total, _FLOOR / total, cap))
+        if anchor is not None:
+            g[patterns[:, names.index(anchor)] == 0] = 1.0
+        new_m = _maximisation(patterns, weights * g, comparisons, pseudo_count)
+        new_u = u_now if fixed else _maximisation(patterns, weights * (1 - g), comparisons, pseudo_count)
+        new_p = float(np.clip((weights * g).sum() / total, _FLOOR / total, cap))
+        for k, c in counted.items():
+            new_u[k] = c.u(patterns[:, k], (weights if c.counts is None else c.counts) * (1 - g), base_u[k], 1 - new_p, pseudo_count)  # fmt: skip
         moved = max([abs(new_p - p) / p] + [float(np.abs(x - y).max()) for x, y in zip(new_m + new_u, m + u_now, strict=True)])  # fmt: skip
         m, u_now, p = new_m, new_u, new_p
         if moved < tolerance:
@@ -194,15 +251,27 @@ def estimate(
     return FellegiSunter(comparisons, tuple(m), tuple(u_now), p, iterations, converged)
 
 
-def _bounds(lv: NDArray[np.int8], comparisons: tuple[Comparison, ...], pairs: int | None, max_prior: float | None) -> tuple[int, float]:  # fmt: skip
+def _histogram(lv: NDArray[np.int8], counts: NDArray[np.int64] | None) -> tuple[NDArray[np.int8], NDArray[np.float64]]:  # fmt: skip
+    """Distinct level patterns and how many pairs each stands for."""
+    if counts is None:
+        if lv.ndim != 2 or lv.shape[0] == 0:
+            return lv, np.zeros(0)
+        patterns, found = np.unique(lv, axis=0, return_counts=True)
+        return patterns, found.astype(np.float64)
+    if counts.shape != lv.shape[:1] or np.any(counts < 0):
+        raise InvalidRequestError("counts need one non-negative entry per pattern", code="encoding_bad_model")
+    return lv, counts.astype(np.float64)
+
+
+def _bounds(lv: NDArray[np.int8], comparisons: tuple[Comparison, ...], pairs: int | None, max_prior: float | None, given: int) -> tuple[int, float]:  # fmt: skip
     """The number of pairs the share of matches is over, and its cap; raises InvalidRequestError."""
-    if lv.ndim != 2 or lv.shape[1] != len(comparisons) or lv.shape[0] == 0:
+    if lv.ndim != 2 or lv.shape[1] != len(comparisons) or given == 0:
         raise InvalidRequestError(
             "levels must have rows and one column per comparison", code="encoding_bad_model"
         )
-    total = lv.shape[0] if pairs is None else pairs
+    total = given if pairs is None else pairs
     cap = 0.5 if max_prior is None else max_prior
-    if total < lv.shape[0] or not 0.0 < cap < 1.0:
+    if total < given or not 0.0 < cap < 1.0:
         raise InvalidRequestError(
             "pairs must cover the candidates; max_prior in (0, 1)", code="encoding_bad_model"
         )

@@ -13,8 +13,9 @@ Speed (``--speed``), each figure beside a physical reference measured in the sam
 Quality (``--quality``): two countries of synth.generate_federation per difficulty profile;
 persons deduplicated by prs_PersonId; a true match is the same synth_TrueId on both sides.
 Blocking recall against all pairs, EM-estimated Fellegi-Sunter model, precision / recall / F1 of the
-"likely" band and of "likely" + "possible". Names go through a naive local normaliser (anyascii,
-lower case) standing in for protocol.identifiers.
+"likely" band and of "likely" + "possible". Persons go through node.matching.features (the
+normalisation of protocol.identifiers) as in a node; the scoring here is the older per-field model
+kept for the encoding experiments below (scripts/bench/linkage_quality.py measures the engine).
 
     .venv/bin/python scripts/bench/encoding_speed.py [--speed] [--quality] [--rows 5000]
         [--profiles typos,partial,dates,scripts] [--overlap 0.3] [--persons 50000]
@@ -35,59 +36,24 @@ from typing import Any
 
 import nacl.public
 import numpy as np
-from anyascii import anyascii
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from node.matching.features import features
 from node.services.synth import generate_federation
 from protocol.encoding import blocking, bloom, keys, scoring, similarity
 from protocol.encoding.bloom import DEFAULT_LAYOUT, EncodedBatch, Encoder, Layout
 
 Row = dict[str, Any]
-_NON_LETTERS = re.compile(r"[^a-z ]+")
 
 
-# ---------------------------------------------------------------- normaliser (bench only)
+# ---------------------------------------------------------------- features (node.matching)
 
 
-SKELETONS = False  # --skeletons: add each name's consonant skeleton as a second value
-
-
-def name_values(text: str | None) -> list[str]:
-    if not text:
-        return []
-    value = " ".join(_NON_LETTERS.sub(" ", anyascii(text).lower()).split())
-    if value and SKELETONS:
-        skeleton = " ".join(w for w in (re.sub(r"[aeiouy]", "", w) for w in value.split()) if w)
-        return [value, skeleton] if skeleton and skeleton != value else [value]
-    return [value] if value else []
-
-
-def birth_value(text: str | None) -> tuple[list[str], int | None]:
-    if not text:
-        return [], None
-    year = int(text[:4])
-    if text.endswith("-01-01"):  # the placeholder of migration documents: only the year is known
-        return [text[:4]], year
-    return [text], year
-
-
-def person_fields(row: Row, *, middle: bool = True) -> tuple[dict[str, list[str]], int | None]:
-    given = name_values(row.get("prs_FirstName"))
-    if middle and row.get("prs_MiddleName"):
-        given = [" ".join(given + name_values(row.get("prs_MiddleName")))]
-    birth, year = birth_value(row.get("prs_Birthdate"))
-    citizenship = row.get("prs_Citizenship") or []
-    if isinstance(citizenship, str):
-        citizenship = [c for c in citizenship.split(";") if c]
-    fields = {
-        "given": given,
-        "family": name_values(row.get("prs_SecondName")),
-        "birth": birth,
-        "citizenship": list(citizenship),
-        "place": name_values(row.get("prs_MailingCity")),
-    }
-    return fields, year
+def person_fields(row: Row, region: str | None = None) -> tuple[dict[str, list[str]], int | None]:
+    """The encoder input and blocking year of one person, as the node computes them."""
+    found = features(row, default_region=region)
+    return found.fields, found.birth_year
 
 
 def persons(rows: Sequence[Row]) -> list[Row]:
@@ -113,13 +79,12 @@ def encode_side(
     pair_key: bytes,
     side: str,
     *,
-    middle: bool = True,
     salt_year: bool = False,
 ) -> EncodedBatch:
     noise = keys.noise_key(f"local secret of {side}".encode().ljust(32, b"."), pair_key)
     encoder = Encoder(layout, pair_key=pair_key, noise_key=noise, epoch=1)
     fields, years = (
-        zip(*(person_fields(p, middle=middle) for p in people), strict=True) if people else ((), ())
+        zip(*(person_fields(p, side.upper()) for p in people), strict=True) if people else ((), ())
     )
     ids = [str(p["prs_PersonId"]) for p in people]
     batch = encoder.encode(list(fields), record_ids=ids, birth_years=list(years))
@@ -247,8 +212,8 @@ def start_run(profile: str, args: argparse.Namespace, layout: Layout) -> tuple[R
     fed = generate_federation(["ROU", args.other], args.rows, seed=args.seed, overlap=args.overlap, difficulty=profile, include_truth=True)  # fmt: skip
     pa, pb = persons(fed["ROU"]), persons(fed[args.other])
     pk = fixed_pair_key()
-    a = encode_side(pa, layout, pk, "rou", middle=args.middle, salt_year=args.salt_year)
-    b = encode_side(pb, layout, pk, "nld", middle=args.middle, salt_year=args.salt_year)
+    a = encode_side(pa, layout, pk, "rou", salt_year=args.salt_year)
+    b = encode_side(pb, layout, pk, "nld", salt_year=args.salt_year)
     if args.harden != "none":  # measured alternatives, not part of the protocol
         a, b = (harden(x, args.harden) for x in (a, b))
     run = Run(args, pa, pb, a, b)
@@ -409,7 +374,7 @@ def speed(args: argparse.Namespace, layout: Layout) -> None:
 def encode_speed(args: argparse.Namespace, layout: Layout) -> None:
     fed = generate_federation(["ROU", "NLD"], args.persons, seed=args.seed, overlap=0.1, difficulty="mixed")
     people = persons(fed["ROU"])
-    fields, years = zip(*(person_fields(p) for p in people), strict=True)
+    fields, years = zip(*(person_fields(p, "ROU") for p in people), strict=True)
     ids = [str(p["prs_PersonId"]) for p in people]
     pk = fixed_pair_key()
     encoder = Encoder(layout, pair_key=pk, noise_key=keys.noise_key(b"x" * 32, pk), epoch=1)
@@ -480,7 +445,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--name-hashes", type=int, default=DEFAULT_LAYOUT.fields[0].hashes)
     p.add_argument("--random-pairs", type=int, default=300_000)
     p.add_argument("--core", default="given,family,birth,selectors")
-    p.add_argument("--skeletons", action="store_true", help="add consonant skeletons of names")
     p.add_argument("--selectors", action="store_true", help="add exact selectors (as PSI finds them)")
     p.add_argument("--harden", choices=("none", "fold", "balance"), default="none")
     p.add_argument("--salt-year", action="store_true", help="salt name filters with the birth year")
@@ -488,7 +452,6 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tf", action="store_true", help="term-frequency adjustment of name weights")
     p.add_argument("--likely", type=float, default=0.99)
     p.add_argument("--possible", type=float, default=0.5)
-    p.add_argument("--no-middle", dest="middle", action="store_false")
     p.add_argument("--one-to-one", action="store_true")
     p.add_argument("--all-pairs", action="store_true", help="also score all pairs (blocking recall)")
     p.add_argument("--verbose", action="store_true")
@@ -497,8 +460,6 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    global SKELETONS
-    SKELETONS = args.skeletons
     fields = [
         bloom.FieldSpec(f.name, args.name_bits, args.name_hashes, f.kind, f.group) if f.group == "name" else f
         for f in DEFAULT_LAYOUT.fields

@@ -31,5 +31,11 @@ def test_demo_runs_everything_and_cleans_up() -> None:
         "tampered": "decryption_failed",
         "garbage": "malformed_envelope",
     }
+    matching = summary["matching"]
+    assert sorted(matching["rounds"]) == ["nld-rou", "nld-ukr", "rou-ukr"]
+    for done in matching["rounds"].values():
+        likely = done["summary"]["candidates"]["likely"]
+        assert likely > 0 and done["truth"]["likely_right"] >= 0.9 * likely
+    assert matching["review"]["status"] == "confirmed"
     assert all(report["ok"] for report in summary["audit"].values())
     assert not Path(summary["dir"]).exists()  # the sandbox was stopped and removed

@@ -8,7 +8,13 @@ from concurrent.futures import ProcessPoolExecutor
 
 import pytest
 
-from node.services.psi_parallel import CHUNK_SIZE, parallel_map_points, point_pool
+from node.services.psi_parallel import (
+    CHUNK_SIZE,
+    PointTask,
+    parallel_map_points,
+    parallel_map_tasks,
+    point_pool,
+)
 from protocol import psi
 from protocol.errors import MalformedError
 
@@ -59,11 +65,11 @@ def test_invalid_point_in_a_worker_names_its_index(
     pool: ProcessPoolExecutor, expected: dict[str, list[bytes]], operation: str
 ) -> None:
     points = list(expected["blind"])
-    points[11_001] = bytes.fromhex("01" + "00" * 31)  # the identity, in the third chunk
+    points[11_001] = bytes.fromhex("01" + "00" * 31)  # u = 1, of order 4, in the last chunk
     with pytest.raises(MalformedError) as e:
         parallel_map_points(operation, points, SCALAR if operation == "blind" else None, pool=pool)
     assert e.value.code == "psi_invalid_point"
-    assert str(e.value) == "point 11001 is not an element of the prime-order group"
+    assert str(e.value) == "point 11001 is not a valid point of the PSI group"
     # the pool is still usable afterwards
     assert parallel_map_points("validate", expected["blind"], pool=pool) == expected["blind"]
 
@@ -92,3 +98,36 @@ def test_wrong_size_item_is_refused_before_any_work(
 def test_bad_calls(operation: str, scalar: bytes | None, session_id: bytes | None, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         parallel_map_points(operation, [], scalar, session_id=session_id)
+
+
+def test_several_tasks_in_one_pass(pool: ProcessPoolExecutor, expected: dict[str, list[bytes]]) -> None:
+    tasks = [
+        PointTask("blind", expected["hash_to_group"], SCALAR),
+        PointTask("hash_blind", SELECTORS[:3_000], SCALAR, SESSION),
+        PointTask("validate", expected["blind"][:10]),
+        PointTask("hash_to_group", [], session_id=SESSION),
+    ]
+    assert parallel_map_tasks(tasks, pool=pool) == [
+        expected["blind"],
+        expected["blind"][:3_000],
+        expected["blind"][:10],
+        [],
+    ]
+    # small in all: in this process, same answers
+    small = [PointTask("blind", expected["hash_to_group"][:5], SCALAR), PointTask("validate", [])]
+    assert parallel_map_tasks(small, workers=2) == [expected["blind"][:5], []]
+    assert "scalar" not in repr(tasks[0]) and SCALAR.hex() not in repr(tasks[0])
+
+
+def test_an_error_in_the_second_task_names_its_own_index(
+    pool: ProcessPoolExecutor, expected: dict[str, list[bytes]]
+) -> None:
+    twist = (3).to_bytes(32, "little")  # u = 3 is on the twist
+    points = list(expected["blind"])
+    points[7_777] = twist
+    with pytest.raises(MalformedError) as e:
+        parallel_map_tasks(
+            [PointTask("hash_blind", SELECTORS, SCALAR, SESSION), PointTask("blind", points, SCALAR)],
+            pool=pool,
+        )
+    assert str(e.value) == "point 7777 is not a valid point of the PSI group"

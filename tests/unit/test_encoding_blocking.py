@@ -140,6 +140,46 @@ def test_together_rule_needs_both_names() -> None:
     assert decoy_rate[True] < 0.5
 
 
+def test_joint_field_asks_a_name_and_the_date_at_once() -> None:
+    """A name band joined with date bits finds a person written with the same date, not a namesake
+    born on another day."""
+    people, _, _ = planted(200, seed=8)
+    namesakes = [{**p, "birth": ["1901-02-03"]} for p in people]
+    a, b = encode(people, "a"), encode(people + namesakes, "b")
+    rule = BlockingRule(("given", "family"), bands=8, band_bits=20, years=False, joint="birth", joint_bits=20)
+    pairs = set(zip(*(x.tolist() for x in all_candidate_pairs(a, b, LshScheme.derive(SEED, DEFAULT_LAYOUT, [rule]))), strict=True))  # fmt: skip
+    assert sum((i, i) in pairs for i in range(200)) >= 198
+    assert sum((i, 200 + i) in pairs for i in range(200)) <= 2
+
+
+def test_keys_with_few_set_bits_match_nothing() -> None:
+    """Sparse filters (year-only dates) agree on nearly every sampled bit; min_ones leaves them out."""
+    years = [{"birth": ["1990"]}] * 20
+    a, b = encode(years, "a"), encode(years, "b")
+    loose = BlockingRule(("birth",), bands=16, band_bits=40, years=False)
+    strict = BlockingRule(("birth",), bands=16, band_bits=40, years=False, min_ones=5)
+    assert all_candidate_pairs(a, b, LshScheme.derive(SEED, DEFAULT_LAYOUT, [loose]))[0].size > 0
+    assert all_candidate_pairs(a, b, LshScheme.derive(SEED, DEFAULT_LAYOUT, [strict]))[0].size == 0
+
+
+def test_unknown_years_meet_every_year_unless_the_rule_says_not() -> None:
+    person = [{"given": ["olena"], "family": ["kovalenko"]}]
+    a, b = encode(person, "a", [None]), encode(person, "b", [1998])
+    for unknown, found in ((True, 1), (False, 0)):
+        rule = BlockingRule(("given", "family"), bands=8, band_bits=24, together=True, unknown=unknown)
+        assert all_candidate_pairs(a, b, LshScheme.derive(SEED, DEFAULT_LAYOUT, [rule]))[0].size == found
+
+
+def test_positions_of_a_rule_without_joint_field_are_unchanged() -> None:
+    """part 0 of the nonce is the nonce of earlier versions (SPEC-encoding 4.1)."""
+    plain = LshScheme.derive(SEED, DEFAULT_LAYOUT, DEFAULT_RULES[:1])
+    joint = LshScheme.derive(
+        SEED, DEFAULT_LAYOUT, [BlockingRule(("given", "family"), 12, 24, joint="birth", joint_bits=8)]
+    )
+    assert np.array_equal(plain.positions[0], joint.positions[0])
+    assert joint.joint[0].shape == (12, 8) and int(joint.joint[0].max()) < 256
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(-1, 5), max_size=30), st.lists(st.integers(-1, 5), max_size=30))
 def test_join_equals_naive(keys_a: list[int], keys_b: list[int]) -> None:
@@ -156,12 +196,15 @@ def test_join_equals_naive(keys_a: list[int], keys_b: list[int]) -> None:
         lambda: BlockingRule(("given", "family", "birth"), bands=4, band_bits=20),
         lambda: BlockingRule(("given",), bands=0, band_bits=20),
         lambda: BlockingRule(("given",), bands=4, band_bits=48),
+        lambda: BlockingRule(("given",), bands=4, band_bits=40, joint="birth", joint_bits=8),
+        lambda: BlockingRule(("given",), bands=4, band_bits=20, joint="birth"),
+        lambda: BlockingRule(("given",), bands=4, band_bits=20, min_ones=21),
         lambda: LshScheme.derive(b"short", DEFAULT_LAYOUT),
         lambda: LshScheme.derive(SEED, DEFAULT_LAYOUT, [BlockingRule(("given", "birth"), 4, 20)]),
         lambda: LshScheme.derive(SEED, DEFAULT_LAYOUT, [BlockingRule(("nickname",), 4, 20)]),
         lambda: list(all_candidate_pairs(encode([], "a"), encode([], "b"), LshScheme.derive(SEED, DEFAULT_LAYOUT), window=-1)),
     ],
-    ids=["no_fields", "three_fields", "no_bands", "wide_band", "short_seed", "lengths_differ", "unknown_field", "bad_window"],
+    ids=["no_fields", "three_fields", "no_bands", "wide_band", "joint_too_wide", "joint_no_bits", "min_ones", "short_seed", "lengths_differ", "unknown_field", "bad_window"],
 )  # fmt: skip
 def test_bad_blocking_inputs(call: object) -> None:
     with pytest.raises(InvalidRequestError) as info:

@@ -59,6 +59,43 @@ def test_em_with_fixed_u_over_all_pairs() -> None:
         np.testing.assert_allclose(model.m[k], TRUE_M[k], atol=0.03)
 
 
+def test_a_histogram_of_patterns_gives_the_same_model() -> None:
+    lv, _ = simulate(50_000, 0.05, seed=5)
+    patterns, counts = np.unique(lv, axis=0, return_counts=True)
+    u = scoring.u_from_levels(simulate(20_000, 0.0, seed=6)[0], COMPARISONS)
+    whole = scoring.estimate(lv, COMPARISONS, u=u, pairs=200_000, max_prior=0.1)
+    histogram = scoring.estimate(patterns, COMPARISONS, u=u, pairs=200_000, max_prior=0.1, counts=counts)
+    assert histogram.prior == pytest.approx(whole.prior)
+    for x, y in zip(whole.m, histogram.m, strict=True):
+        np.testing.assert_allclose(x, y)
+
+
+def test_census_counts_a_rare_agreement_over_all_pairs() -> None:
+    """Blocking keeps every pair whose given name agrees; u of that level is counted over all pairs,
+    not taken from a (here deliberately wrong) sample."""
+    lv, is_match = simulate(400_000, 0.01, seed=7, missing=0.0)
+    kept = is_match | (lv[:, 0] == 0)
+    wrong_u = [np.full(4, 0.25), *scoring.u_from_levels(simulate(100_000, 0.0, seed=8)[0], COMPARISONS)[1:]]
+    census = {"given": scoring.Census((0,), lv.shape[0])}
+    model = scoring.estimate(
+        lv[kept], COMPARISONS, u=wrong_u, pairs=lv.shape[0], max_prior=0.05, census=census
+    )
+    truth = ((lv[:, 0] == 0) & ~is_match).sum() / (~is_match).sum()
+    assert model.u[0][0] == pytest.approx(truth, rel=0.1)
+    assert model.u[0][1:].sum() == pytest.approx(1 - model.u[0][0])
+    assert abs(model.prior - is_match.mean()) < 0.002
+
+
+def test_labelled_comparisons_count_their_levels() -> None:
+    assert Comparison("name", (), labels=("same", "close", "other")).levels == 3
+    for bad in (
+        lambda: Comparison("x", (0.5,), labels=("a", "b")),
+        lambda: Comparison("x", (), labels=("a",)),
+    ):
+        with pytest.raises(InvalidRequestError):
+            bad()
+
+
 def test_em_puts_the_classes_back_when_started_upside_down() -> None:
     lv, _ = simulate(100_000, 0.1, seed=4)
     model = scoring.estimate(lv, COMPARISONS, prior=0.95, max_prior=0.99)

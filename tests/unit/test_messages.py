@@ -71,7 +71,7 @@ def test_invalid_payloads(type_name: str, payload: Any) -> None:
     assert str(e.value).startswith(f"payload of {type_name}")
 
 
-@pytest.mark.parametrize("name", ["unknown", "Ping", "", "ping ", "disclosure.request"])
+@pytest.mark.parametrize("name", ["unknown", "Ping", "", "ping ", "no.such.type"])
 def test_unknown_type(name: str) -> None:
     with pytest.raises(MalformedError) as e:
         check_payload(name, {"nonce": NONCE})

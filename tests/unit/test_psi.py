@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import nacl.bindings as sodium
+import nacl.exceptions
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -18,8 +19,9 @@ from protocol.messages import MESSAGE_TYPES, check_payload
 
 P = 2**255 - 19
 L = 2**252 + 27742317777372353535851937790883648493
-IDENTITY = bytes.fromhex("01" + "00" * 31)
+A24 = 121665  # (486662 - 2) / 4, RFC 7748
 SESSION = bytes(range(16))
+ED_IDENTITY = bytes.fromhex("01" + "00" * 31)
 OTHER_SESSION = bytes(range(16, 32))
 
 
@@ -28,46 +30,95 @@ def seed(n: int) -> bytes:
     return hashlib.sha512(b"test scalar %d" % n).digest()
 
 
-def encode_y(y: int, sign: int = 0) -> bytes:
-    return (y | (sign << 255)).to_bytes(32, "little")
+def u_bytes(u: int) -> bytes:
+    return u.to_bytes(32, "little")
 
 
-def negate(point: bytes) -> bytes:
-    return point[:31] + bytes([point[31] ^ 0x80])
+def on_curve(u: int) -> bool:
+    """Euler's criterion for u^3 + 486662 u^2 + u: a square (or 0) means u is on Curve25519."""
+    return pow((u**3 + 486662 * u * u + u) % P, (P - 1) // 2, P) in (0, 1)
 
 
-def order(point: bytes) -> int:
-    """Order of a small-order point, by repeated addition (crypto_core_ed25519_add takes any curve point)."""
-    acc = point
-    for k in range(1, 9):
-        if acc == IDENTITY:
-            return k
-        acc = sodium.crypto_core_ed25519_add(acc, point)
-    raise AssertionError("not of small order")
+def ladder(k: int, u: int) -> tuple[int, int]:
+    """k·P as projective (X : Z), by the Montgomery ladder of RFC 7748 section 5, without clamping.
+
+    Z = 0 is the identity. (The x-only ladder needs u != 0; u = 0 is handled by :func:`order`.)
+    """
+    x2, z2, x3, z3, swap = 1, 0, u, 1, 0
+    for t in reversed(range(max(k.bit_length(), 1))):
+        bit = (k >> t) & 1
+        swap ^= bit
+        if swap:
+            x2, x3, z2, z3 = x3, x2, z3, z2
+        swap = bit
+        a, b, c, d = x2 + z2, x2 - z2, x3 + z3, x3 - z3
+        aa, bb, da, cb = a * a % P, b * b % P, d * a % P, c * b % P
+        e = (aa - bb) % P
+        x3, z3 = (da + cb) ** 2 % P, u * (da - cb) ** 2 % P
+        x2, z2 = aa * bb % P, e * (aa + A24 * e) % P
+    if swap:
+        x2, z2 = x3, z3
+    return x2, z2
+
+
+def x_mul(k: int, u: int) -> int:
+    """u(k·P); 0 for the identity."""
+    x, z = ladder(k, u)
+    return x * pow(z, P - 2, P) % P
+
+
+def is_identity(k: int, u: int) -> bool:
+    return ladder(k, u)[1] == 0
+
+
+def order(u: int) -> int | None:
+    """The order of a point of order dividing 8 (by doubling, which works for u = 0 too)."""
+    x, z = u, 1
+    for m in range(4):
+        if z == 0:
+            return 2**m
+        aa, bb = (x + z) ** 2 % P, (x - z) ** 2 % P
+        e = (aa - bb) % P
+        x, z = aa * bb % P, e * (aa + A24 * e) % P
+    return None
+
+
+def clamp(k: bytes) -> int:
+    value = int.from_bytes(k, "little")
+    return (value & ~7 & ((1 << 254) - 1)) | (1 << 254)
+
+
+TWIST_L = 2**253 - 55484635554744707071703875581767296995  # the twist has 4 · TWIST_L points
+
+
+def first_twist_point() -> int:
+    """A u on the twist whose point has a part of order 2 or 4 as well as one of order L'."""
+    return next(u for u in range(2, 1000) if not on_curve(u) and not is_identity(TWIST_L, u))
 
 
 A_SCALAR, B_SCALAR = psi.new_scalar(seed(1)), psi.new_scalar(seed(2))
 VALID = psi.hash_to_group([b"phone:+40712345678"], session_id=SESSION)[0]
+VALID_U = int.from_bytes(VALID, "little")
 
-# The eight points of order dividing 8 (libsodium's small-order list, canonical encodings).
+# Every u of a point of order 2, 4 or 8 on Curve25519 (u = 0, 1 and two of order 8) and its twist
+# (u = 0 and p - 1), in canonical form, with the order of its point. (The identity has no u.)
 SMALL_ORDER = {
-    "identity": (IDENTITY, 1),
-    "order2": (encode_y(P - 1), 2),
-    "order4": (encode_y(0), 4),
-    "order4_sign": (encode_y(0, 1), 4),
-    "order8_a": (bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"), 8),
-    "order8_a_sign": (bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85"), 8),
-    "order8_b": (bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"), 8),
-    "order8_b_sign": (bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa"), 8),
+    "order2_zero": (0, 2),
+    "order4_one": (1, 4),
+    "order8_a": (325606250916557431795983626356110631294008115727848805560023387167927233504, 8),
+    "order8_b": (39382357235489614581723060781553021112529911719440698176882885853963445705823, 8),
+    "twist_order4_minus_one": (P - 1, 4),
 }
 BAD_POINTS = {
-    **{name: point for name, (point, _) in SMALL_ORDER.items()},
-    "not_on_curve": encode_y(2),  # (y^2 - 1)/(d y^2 + 1) is not a square: no x
-    "noncanonical_identity": encode_y(P + 1),  # y = p + 1 ≡ 1
-    "noncanonical_order4": encode_y(P),  # y = p ≡ 0
-    "identity_negative_zero": encode_y(1, 1),  # x = 0 with the sign bit set
-    "mixed_order": sodium.crypto_core_ed25519_add(VALID, SMALL_ORDER["order8_a"][0]),  # P + T8
+    **{name: u_bytes(u) for name, (u, _) in SMALL_ORDER.items()},
+    "noncanonical_zero": u_bytes(P),  # u = p ≡ 0
+    "noncanonical_one": u_bytes(P + 1),
+    "noncanonical_base_point": u_bytes(P + 9),  # u = 9, the X25519 base point, plus p
+    # X25519 would mask bit 255 (RFC 7748): a second name for a valid point
+    "top_bit_set": (VALID_U | 1 << 255).to_bytes(32, "little"),
     "all_ones": b"\xff" * 32,
+    "twist": u_bytes(first_twist_point()),  # on the quadratic twist, not on the curve
+    "twist_prime_order": u_bytes(x_mul(4, first_twist_point())),  # twist, order L' (no small part)
 }
 
 
@@ -76,50 +127,67 @@ BAD_POINTS = {
 
 @pytest.mark.parametrize("name", SMALL_ORDER)
 def test_small_order_table_is_right(name: str) -> None:
-    point, expected = SMALL_ORDER[name]
-    assert order(point) == expected
+    u, expected = SMALL_ORDER[name]
+    assert on_curve(u) == (name != "twist_order4_minus_one")
+    assert order(u) == expected
+    assert frozenset(u_bytes(v) for v, _ in SMALL_ORDER.values()) == psi.SMALL_ORDER_POINTS
 
 
-def test_not_on_curve_point_does_not_decode() -> None:
-    with pytest.raises(Exception, match="library error"):
-        sodium.crypto_core_ed25519_add(BAD_POINTS["not_on_curve"], VALID)
+def test_x_mul_is_x25519() -> None:
+    """The test ladder agrees with libsodium, so the facts below are about X25519 itself."""
+    assert x_mul(clamp(A_SCALAR), VALID_U) == int.from_bytes(psi.blind([VALID], A_SCALAR)[0], "little")
 
 
 @given(st.binary(min_size=1, max_size=64))
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=25, deadline=None)
 def test_hashed_points_are_in_the_prime_order_subgroup(selector: bytes) -> None:
     point = psi.hash_to_group([selector], session_id=SESSION)[0]
-    assert sodium.crypto_core_ed25519_is_valid_point(point)
-    # L·P = O, shown as (L-1)·P = -P (libsodium refuses to output the identity itself)
-    assert sodium.crypto_scalarmult_ed25519_noclamp((L - 1).to_bytes(32, "little"), point) == negate(point)
+    u = int.from_bytes(point, "little")
+    assert psi.check_points([point]) == [point]
+    assert is_identity(L, u) and x_mul(L - 1, u) == u  # L·P = O and (L-1)·P = -P, the same u
 
 
 def test_hash_to_group_is_the_specified_construction() -> None:
     selector = b"doc:ROU:AB123456"
-    digest = hashlib.sha512(b"palermo/psi/v1" + SESSION + selector).digest()
+    digest = hashlib.sha512(b"palermo/psi/v2" + SESSION + selector).digest()
+    edwards = sodium.crypto_core_ed25519_from_uniform(digest[:32])
+    # libsodium's own Edwards-to-Montgomery conversion (which also checks the point) agrees
     assert psi.hash_to_group([selector], session_id=SESSION) == [
-        sodium.crypto_core_ed25519_from_uniform(digest[:32])
+        sodium.crypto_sign_ed25519_pk_to_curve25519(edwards)
     ]
+
+
+@given(st.lists(st.binary(min_size=32, max_size=32), min_size=1, max_size=20))
+@settings(max_examples=30, deadline=None)
+def test_edwards_to_montgomery_in_one_batch_equals_libsodium(uniforms: list[bytes]) -> None:
+    # libsodium refuses the identity (r = 0 or p), which edwards_to_montgomery maps to u = 0
+    edwards = [e for r in uniforms if (e := sodium.crypto_core_ed25519_from_uniform(r)) != ED_IDENTITY]
+    ys = [int.from_bytes(e, "little") & ((1 << 255) - 1) for e in edwards]
+    assert psi.edwards_to_montgomery(ys) == [sodium.crypto_sign_ed25519_pk_to_curve25519(e) for e in edwards]
 
 
 def test_from_uniform_facts_the_spec_states() -> None:
     r = hashlib.sha512(b"r").digest()[:32]
     flipped = r[:31] + bytes([r[31] ^ 0x80])
-    # bit 255 only chooses the sign of x; the other 255 bits are a field element taken mod p
-    assert sodium.crypto_core_ed25519_from_uniform(flipped) == negate(
-        sodium.crypto_core_ed25519_from_uniform(r)
-    )
-    assert sodium.crypto_core_ed25519_from_uniform(encode_y(5)) == sodium.crypto_core_ed25519_from_uniform(
-        encode_y(P + 5)
-    )
-    # r = 0 maps to the identity: a selector whose hash is 0 or p (probability 2^-254) is refused by blind()
-    assert sodium.crypto_core_ed25519_from_uniform(bytes(32)) == IDENTITY
+    edwards = sodium.crypto_core_ed25519_from_uniform(r)
+    # bit 255 only chooses the sign of x, which the u-coordinate does not see
+    assert sodium.crypto_core_ed25519_from_uniform(flipped) == edwards[:31] + bytes([edwards[31] ^ 0x80])
+    y = int.from_bytes(edwards, "little") & ((1 << 255) - 1)
+    five = sodium.crypto_core_ed25519_from_uniform(u_bytes(5))
+    assert five == sodium.crypto_core_ed25519_from_uniform(u_bytes(P + 5))
+    # r = 0 maps to the identity (y = 1), which becomes u = 0: refused by blinding, so a selector
+    # whose hash is 0 or p (probability 2^-254) fails closed rather than matching
+    assert sodium.crypto_core_ed25519_from_uniform(bytes(32)) == ED_IDENTITY
+    assert psi.edwards_to_montgomery([1, y]) == [bytes(32), psi.edwards_to_montgomery([y])[0]]
+    with pytest.raises(MalformedError) as e:
+        psi.blind(psi.edwards_to_montgomery([1]), A_SCALAR)
+    assert e.value.code == "psi_invalid_point"
 
 
 def test_session_id_separates_domains() -> None:
     one = psi.hash_to_group([b"email:a@b.example"], session_id=SESSION)[0]
     two = psi.hash_to_group([b"email:a@b.example"], session_id=OTHER_SESSION)[0]
-    assert one != two and one != negate(two)
+    assert one != two
     # nothing from one session matches in another, even with the same scalars
     x = [b"email:a@b.example", b"phone:+31612345678"]
     a_side = psi.blind(psi.blind(psi.hash_to_group(x, session_id=SESSION), A_SCALAR), B_SCALAR)
@@ -127,7 +195,7 @@ def test_session_id_separates_domains() -> None:
     assert psi.intersect(a_side, b_side) == psi.Intersection(own=(), theirs=())
 
 
-scalars = st.integers(min_value=1, max_value=L - 1).map(lambda k: k.to_bytes(64, "little"))
+scalars = st.binary(min_size=64, max_size=64).filter(lambda k: any(k[:32]))
 
 
 @given(scalars, scalars, st.binary(max_size=40))
@@ -136,20 +204,54 @@ def test_blinding_commutes(seed_a: bytes, seed_b: bytes, selector: bytes) -> Non
     a, b = psi.new_scalar(seed_a), psi.new_scalar(seed_b)
     point = psi.hash_to_group([selector], session_id=SESSION)
     assert psi.blind(psi.blind(point, a), b) == psi.blind(psi.blind(point, b), a)
-    assert sodium.crypto_core_ed25519_is_valid_point(psi.blind(point, a)[0])
+    assert psi.hash_blind([selector], a, session_id=SESSION) == psi.blind(point, a)
+    assert psi.check_points(psi.blind(point, a))
 
 
 @given(st.binary(min_size=32, max_size=32))
-@settings(max_examples=200, deadline=None)
-def test_blind_refuses_exactly_what_is_valid_point_refuses(point: bytes) -> None:
-    valid = sodium.crypto_core_ed25519_is_valid_point(point)
-    try:
-        psi.blind([point], A_SCALAR)
-        blinded = True
-    except MalformedError as e:
-        assert e.code == "psi_invalid_point"
-        blinded = False
-    assert blinded == valid
+@settings(max_examples=300, deadline=None)
+def test_check_points_accepts_exactly_canonical_curve_points_not_of_small_order(point: bytes) -> None:
+    u = int.from_bytes(point, "little")
+    valid = u < P and on_curve(u) and point not in psi.SMALL_ORDER_POINTS
+    for attempt in (lambda: psi.check_points([point]), lambda: psi.blind([point], A_SCALAR)):
+        try:
+            attempt()
+            accepted = True
+        except MalformedError as e:
+            assert e.code == "psi_invalid_point"
+            accepted = False
+        assert accepted == valid
+
+
+def test_twist_is_checked_in_either_place_of_a_pair() -> None:
+    """The curve check decodes two points per call; a twist point is found in either slot."""
+    twist = BAD_POINTS["twist"]
+    others = psi.hash_to_group([b"%d" % i for i in range(5)], session_id=SESSION)
+    for index in range(6):
+        points = [*others[:index], twist, *others[index:]]
+        with pytest.raises(MalformedError) as e:
+            psi.check_points(points, offset=100)
+        assert str(e.value) == f"point {100 + index} is not a valid point of the PSI group"
+
+
+def test_small_order_part_is_multiplied_away() -> None:
+    """P + T for T = (0, 0) has u = 1/u(P): accepted, and blinded exactly as P is (clamping)."""
+    mixed = u_bytes(pow(VALID_U, -1, P))
+    assert not is_identity(L, int.from_bytes(mixed, "little"))  # not in the prime-order subgroup
+    assert psi.check_points([mixed]) == [mixed]
+    assert psi.blind([mixed], A_SCALAR) == psi.blind([VALID], A_SCALAR)
+    with pytest.raises(MalformedError) as e:
+        psi.check_distinct(psi.blind([VALID, mixed], A_SCALAR), what="reblinded")
+    assert e.value.code == "psi_duplicate_point"
+
+
+def test_twist_points_leak_nothing_about_the_scalar_mod_4() -> None:
+    """A clamped scalar kills the twist's small part too: R' + T' and R' blind the same."""
+    twist_u = first_twist_point()
+    assert not on_curve(twist_u) and is_identity(4 * TWIST_L, twist_u)
+    prime_part = x_mul(4 * pow(4, -1, TWIST_L), twist_u)  # ≡ 1 mod L', ≡ 0 mod 4
+    assert is_identity(TWIST_L, prime_part) and prime_part != twist_u
+    assert x_mul(clamp(A_SCALAR), twist_u) == x_mul(clamp(A_SCALAR), prime_part)
 
 
 # --- bad points and scalars ---------------------------------------------------------------------
@@ -158,7 +260,6 @@ def test_blind_refuses_exactly_what_is_valid_point_refuses(point: bytes) -> None
 @pytest.mark.parametrize("name", BAD_POINTS)
 def test_bad_point_is_refused_everywhere(name: str) -> None:
     point = BAD_POINTS[name]
-    assert not sodium.crypto_core_ed25519_is_valid_point(point)
     for attempt in (
         lambda: psi.check_points([VALID, point]),
         lambda: psi.validate_points(VALID + point, count=2),
@@ -167,7 +268,14 @@ def test_bad_point_is_refused_everywhere(name: str) -> None:
         with pytest.raises(MalformedError) as e:
             attempt()
         assert e.value.code == "psi_invalid_point"
-        assert str(e.value) == "point 1 is not an element of the prime-order group"
+        assert str(e.value) == "point 1 is not a valid point of the PSI group"
+
+
+@pytest.mark.parametrize("name", list(SMALL_ORDER))
+def test_libsodium_refuses_small_order_points_too(name: str) -> None:
+    """The second line of defence: X25519 itself refuses the all-zero result."""
+    with pytest.raises(nacl.exceptions.RuntimeError):
+        sodium.crypto_scalarmult(A_SCALAR, BAD_POINTS[name])
 
 
 @pytest.mark.parametrize(
@@ -195,13 +303,12 @@ def test_wrong_size_point_is_invalid(item: Any) -> None:
     ("random64", "code"),
     [
         (bytes(64), "psi_zero_scalar"),
-        (L.to_bytes(64, "little"), "psi_zero_scalar"),  # reduces to zero
-        ((3 * L).to_bytes(64, "little"), "psi_zero_scalar"),
+        (bytes(32) + b"\x01" * 32, "psi_zero_scalar"),  # the 32 bytes used are zero
         (bytes(63), "psi_bad_scalar"),
         (bytes(65), "psi_bad_scalar"),
         ("0" * 64, "psi_bad_scalar"),
     ],
-    ids=["zero", "L", "3L", "63_bytes", "65_bytes", "str"],
+    ids=["zero", "zero_first_half", "63_bytes", "65_bytes", "str"],
 )
 def test_new_scalar_refuses(random64: Any, code: str) -> None:
     with pytest.raises(InvalidRequestError) as e:
@@ -213,11 +320,15 @@ def test_new_scalar_refuses(random64: Any, code: str) -> None:
     ("scalar", "code"),
     [
         (bytes(32), "psi_zero_scalar"),
-        (L.to_bytes(32, "little"), "psi_bad_scalar"),  # not reduced
+        (L.to_bytes(32, "little"), "psi_bad_scalar"),  # a version 1 scalar (reduced mod L): not clamped
         (b"\xff" * 32, "psi_bad_scalar"),
+        (b"\x01" + bytes(30) + b"\x40", "psi_bad_scalar"),  # a low bit set
+        (b"\x08" + bytes(31), "psi_bad_scalar"),  # bit 254 clear
+        (bytes(31) + b"\xc0", "psi_bad_scalar"),  # bit 255 set
+        (bytes(32) + b"\x00", "psi_bad_scalar"),
         (bytes(31), "psi_bad_scalar"),
     ],
-    ids=["zero", "L", "all_ones", "short"],
+    ids=["zero", "L", "all_ones", "low_bit", "bit_254_clear", "bit_255_set", "33_bytes", "short"],
 )
 def test_blind_refuses_bad_scalar(scalar: bytes, code: str) -> None:
     with pytest.raises(InvalidRequestError) as e:
@@ -225,15 +336,22 @@ def test_blind_refuses_bad_scalar(scalar: bytes, code: str) -> None:
     assert e.value.code == code
 
 
-def test_new_scalar_is_reduce_of_the_64_bytes() -> None:
-    value = int.from_bytes(seed(7), "little") % L
-    assert psi.new_scalar(seed(7)) == value.to_bytes(32, "little")
+def test_smallest_clamped_scalar_is_accepted() -> None:
+    assert psi.blind([VALID], bytes(31) + b"\x40") == [u_bytes(x_mul(2**254, VALID_U))]
+
+
+def test_new_scalar_is_the_first_32_bytes_clamped() -> None:
+    assert int.from_bytes(psi.new_scalar(seed(7)), "little") == clamp(seed(7)[:32])
+    assert psi.new_scalar(seed(7)[:32] + bytes(32)) == psi.new_scalar(seed(7))
+    # X25519 clamps what it is given: the stored scalar is already in that form
+    assert psi.blind([VALID], psi.new_scalar(seed(7))) == [sodium.crypto_scalarmult(seed(7)[:32], VALID)]
 
 
 def test_hash_to_group_refuses_bad_arguments() -> None:
     for call in (
         lambda: psi.hash_to_group([b"x"], session_id=bytes(15)),
         lambda: psi.hash_to_group(["x"], session_id=SESSION),  # type: ignore[list-item]  # the wrong type is the point
+        lambda: psi.hash_blind([b"x"], A_SCALAR, session_id=bytes(17)),
     ):
         with pytest.raises(InvalidRequestError) as e:
             call()
@@ -494,10 +612,13 @@ def test_payloads_round_trip() -> None:
 
 
 def test_message_types_are_registered() -> None:
+    import protocol.matching  # noqa: F401  (registers psi.handles)
+
     assert {n: (t.kind, t.reply_types) for n, t in MESSAGE_TYPES.items() if n.startswith("psi.")} == {
         "psi.request": ("request", ("psi.response",)),
         "psi.response": ("reply", ()),
-        "psi.result": ("request", ("receipt",)),
+        "psi.result": ("request", ("psi.handles",)),  # B names its row handles (SPEC 12.3)
+        "psi.handles": ("reply", ()),  # registered by protocol.matching
     }
     for name, payload in (("psi.request", REQ), ("psi.response", RESP), ("psi.result", RES)):
         assert check_payload(name, payload) == payload
@@ -573,19 +694,20 @@ def test_spec_vector() -> None:
     session_id, selector = bytes(range(16)), b"phone:+40712345678"
     message = psi.DOMAIN + session_id + selector
     assert message.hex() == (
-        "70616c65726d6f2f7073692f7631000102030405060708090a0b0c0d0e0f70686f6e653a2b3430373132333435363738"
+        "70616c65726d6f2f7073692f7632000102030405060708090a0b0c0d0e0f70686f6e653a2b3430373132333435363738"
     )
-    assert hashlib.sha512(message).digest()[:32].hex() == (
-        "e33f3330213c911b81ca3c6ac6483ce023540848864d26a86385e9e087621a4b"
-    )
+    r = hashlib.sha512(message).digest()[:32]
+    assert r.hex() == "10d5f822ff8ac3adae530d09821c6b90abc10fa732f108b0cfee38e6b2571205"
+    edwards = sodium.crypto_core_ed25519_from_uniform(r)
+    assert edwards.hex() == "ab0fd8a8a71ca0aec1a37622272458792cdeb5cbd7ce3b3455fc04f079859e44"
     (point,) = psi.hash_to_group([selector], session_id=session_id)
-    assert point.hex() == "11517d2f67b684da39c3f95b010e85c6ae63aa28b72c26888236ff13b8114249"
+    assert point.hex() == "d971a5f1611575ecd45d68586a51034485a3efa292f595396c91dc114bfe613a"
     a, b = psi.new_scalar(bytes(range(64))), psi.new_scalar(bytes(range(64, 128)))
-    assert a.hex() == "7a3c6282f02d37a05023b60d5428e6cc5961d4c31221937adae0b574e4d07205"
-    assert b.hex() == "c96df00be8c42e58f4e1d8f2726694899b090dffc7e136634fc67427b85daf0b"
+    assert a.hex() == "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e5f"
+    assert b.hex() == "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
     (ha,) = psi.blind([point], a)
     (hb,) = psi.blind([point], b)
-    assert ha.hex() == "91a33b9310f72c0624c377d8575720cbb275c04d285eead862aa7055883b0a12"
-    assert hb.hex() == "a5f50155e1b9c7c6183f32fa74c0cd1f6ea9c6bb1b8848db97595a5b198471f3"
-    expected = "606e79034272a5b8c1ae6602050bd5572f4f711b56a78f944c8d42cb447fa122"
+    assert ha.hex() == "d4cee909aeb755b21b1a12cda8e631fe97b3746363809b3e31289660a18b4146"
+    assert hb.hex() == "1a6ef0614c94ec6bf1e1274e1b4f7917be4096e0b32ff6ac2ee0671a8b593662"
+    expected = "1053c8c6578ac7935c25614993ed51e2fe6a1e27b04f83d5a02f93ef0b885c6b"
     assert psi.blind([ha], b)[0].hex() == psi.blind([hb], a)[0].hex() == expected
