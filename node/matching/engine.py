@@ -5,26 +5,24 @@ The comparing party may be either node of a pair (direct mode) or a third member
 that private set intersection found; it never sees a name. Nothing it raises or logs carries row
 content: batches hold none, and messages name only counts and codes.
 
-The pipeline (protocol/SPEC.md section 11.6):
+The pipeline (protocol/SPEC.md sections 11.4 and 11.6):
 
-1. Candidates: Hamming-LSH blocking on the name, phonetic and date filters, plus every pair that
-   shares an exact selector.
-2. Levels: per comparison, the Dice similarity of the two filters becomes an agreement level; the
-   exact selector kinds are two-level comparisons (shared or not).
-3. Model: u of the fuzzy comparisons from random pairs, m and the share of matches by EM over the
-   histogram of level patterns (the pairs blocking left out count as non-matches), u of the exact
-   kinds over all pairs (a pair outside the candidates shares no selector). Then u is estimated
-   again from the random pairs without the ones the model takes for matches, and EM runs once more:
-   on small registers random pairs are nearly all pairs, matches included.
-4. Bands from the posterior: "likely" and "possible"; a pair that shares an exact selector is at
+1. Candidates: Hamming-LSH blocking, with rules that grow stricter with |A| x |B| (:data:`TIERS`),
+   plus every pair that shares an exact selector; blocked and compared one chunk of A's rows at a
+   time, in threads. Each pair becomes a level pattern (protocol.encoding.comparisons); the model
+   needs only the histogram of patterns, and beyond :data:`KEEP_ALL` pairs only the pairs of
+   plausible patterns are kept (a dropped pattern that reaches a band after all is fetched again).
+2. Model (protocol.encoding.model): m and the share of matches by EM over the histogram; u of rare
+   agreements counted over all pairs, of the rest from random pairs; corrections for attributes
+   that come with the names.
+3. Bands from the posterior: "likely" and "possible"; a pair that shares an exact selector is at
    least "possible", whatever its names say (a recruiter's phone in two countries' files).
-5. One partner per person, by falling weight; a losing pair stays only if it is itself likely and
+4. One partner per person, by falling weight; a losing pair stays only if it is itself likely and
    the two records it competes for look like one person written twice (the other side's duplicate).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,34 +35,14 @@ from numpy.typing import NDArray
 from node.matching.features import Features
 from protocol.encoding import EncodedBatch, Encoder
 from protocol.encoding.blocking import BlockingRule, CandidateIndex, LshScheme, rows
-from protocol.encoding.comparisons import (
-    CODEC,
-    COMPARISONS,
-    EXACT_KINDS,
-    FIELDS,
-    NAME_AGREES,
-    PRESENCE,
-    pair_levels,
-)
-from protocol.encoding.scoring import (
-    LIKELY,
-    MISSING,
-    POSSIBLE,
-    Bands,
-    Census,
-    Comparison,
-    FellegiSunter,
-    estimate,
-)
+from protocol.encoding.comparisons import CODEC, COMPARISONS, EXACT_KINDS, FIELDS, NAME_AGREES, pair_levels
+from protocol.encoding.model import RANDOM_PAIRS, SELECTOR_KINDS, LinkModel, SelectorPairs, fit
+from protocol.encoding.scoring import LIKELY, MISSING, POSSIBLE, Bands, Comparison
 from protocol.errors import InvalidRequestError
 
 Index = NDArray[np.intp]
 Progress = Callable[[str, int, int], None]
 
-# name_dob is evidence and a source of candidates, not a comparison: it repeats names and birth date.
-SELECTOR_KINDS = (*EXACT_KINDS, "name_dob")
-CORE = ("name", "birth", *EXACT_KINDS)  # household attributes (place, citizenship) do not drive EM
-ANCHOR = "document"  # a shared document number is a match while EM learns what matches look like
 EVIDENCE = ("birth_date", "document", "email", "name", "name_dob", "phone")
 # Blocking by register size: the more pairs, the stricter the rules, so that the candidates stay
 # within what one machine compares in minutes. The Fellegi-Sunter prior falls with the size too, so
@@ -89,7 +67,6 @@ STRICT = (
 TIERS = ((10**8, WIDE), (10**11, MEDIUM), (None, STRICT))  # up to that many pairs |A| x |B|
 BANDS = Bands(likely=0.99, possible=0.5)
 WINDOW = 1  # the birth-year window of the name rule (blocking.candidate_pairs' default)
-RANDOM_PAIRS = 500_000
 KEEP_ALL = 10**9  # registers of up to this many pairs keep every compared pair
 CHUNK_ROWS = 32_768  # rows of A per blocking chunk: few numpy calls, and a chunk's band pairs fit in memory
 _SUBCHUNK = 262_144  # pairs compared at a time (their two rows are gathered whole)
@@ -180,24 +157,28 @@ def link(
     """
     _check(a, b, workers)
     clock = _Clock()
-    table = _ExactTable.of(exact, len(a), len(b))
+    selectors = SelectorPairs.of(exact, len(a), len(b))
     rules = blocking_rules(len(a), len(b))
     scheme = LshScheme.derive(blocking_seed, a.layout, rules)
     keep = _plausible(len(a) * len(b))
-    compared = _compare_candidates(a, b, scheme, table, keep, workers, clock, progress)
+    compared = _compare_candidates(a, b, scheme, selectors, keep, workers, clock, progress)
     if compared.size == 0:
         return LinkResult((), 0, 0, (), 0.0, rules, clock.seconds)
-    model = _fit(a, b, compared, table, blocking_seed, rules, clock)
+    clock.start("model")
+    name_census = NAME_AGREES if rules == WIDE else (0,)  # both names at once: only "both agree" is sure
+    model = fit(a, b, compared.counts, compared.meeting, selectors, seed=blocking_seed, name_census=name_census, window=WINDOW)  # fmt: skip
     missed = _missed(compared, keep, model)
     if missed.any():  # a pattern thought hopeless reaches a band after all: fetch its pairs
-        compared = compared.plus(_compare_candidates(a, b, scheme, table, missed, workers, clock, None))
+        compared = compared.plus(_compare_candidates(a, b, scheme, selectors, missed, workers, clock, None))
     candidates = _select(a, b, compared, model, clock)
+    compared_pairs = compared.size + min(RANDOM_PAIRS, len(a) * len(b))
     summary = tuple(
         ComparisonModel(c.field, _labels(c), tuple(map(float, m)), tuple(map(float, u)))
-        for c, m, u in zip(model.comparisons, model.m, model.u, strict=True)
+        for c, m, u in zip(model.model.comparisons, model.model.m, model.model.u, strict=True)
     )
-    compared_pairs = compared.size + _random_count(a, b)
-    return LinkResult(candidates, compared.size, compared_pairs, summary, model.prior, rules, clock.seconds)
+    return LinkResult(
+        candidates, compared.size, compared_pairs, summary, model.model.prior, rules, clock.seconds
+    )
 
 
 def _check(a: EncodedBatch, b: EncodedBatch, workers: int) -> None:
@@ -233,49 +214,6 @@ class _Clock:
 
 
 @dataclass(frozen=True)
-class _ExactTable:
-    """The pairs that share exact selectors, as sorted codes a * |B| + b with a bit per kind."""
-
-    codes: NDArray[np.int64]
-    masks: NDArray[np.uint8]
-    nb: int
-
-    @classmethod
-    def of(cls, exact: Sequence[tuple[int, int, str]], na: int, nb: int) -> _ExactTable:
-        bits = {kind: 1 << k for k, kind in enumerate(SELECTOR_KINDS)}
-        codes = np.zeros(len(exact), np.int64)
-        masks = np.zeros(len(exact), np.uint8)
-        for n, (i, j, kind) in enumerate(exact):
-            if kind not in bits:
-                raise InvalidRequestError(
-                    f"exact pairs: expected a kind in {SELECTOR_KINDS}", code="matching_bad_input"
-                )
-            if not (0 <= i < na and 0 <= j < nb):
-                raise InvalidRequestError(
-                    "exact pairs: a row index is out of range", code="matching_bad_input"
-                )
-            codes[n], masks[n] = i * nb + j, bits[kind]
-        order = np.argsort(codes, kind="stable")
-        codes, masks = codes[order], masks[order]
-        if codes.size == 0:
-            return cls(codes, masks, nb)
-        starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-        return cls(codes[starts], np.bitwise_or.reduceat(masks, starts), nb)
-
-    def lookup(self, codes: NDArray[np.int64]) -> NDArray[np.uint8]:
-        """The kind bits of each pair code (0 for pairs that share nothing)."""
-        if self.codes.size == 0:
-            return np.zeros(codes.shape[0], np.uint8)
-        at = np.minimum(np.searchsorted(self.codes, codes), self.codes.size - 1)
-        return np.where(self.codes[at] == codes, self.masks[at], 0).astype(np.uint8)
-
-    def within(self, start: int, stop: int) -> NDArray[np.int64]:
-        """Codes of the pairs whose row in A is in [start, stop)."""
-        lo, hi = np.searchsorted(self.codes, [start * self.nb, stop * self.nb])
-        return self.codes[lo:hi]
-
-
-@dataclass(frozen=True)
 class _Compared:
     """What comparing the candidates left: the pairs kept (rows, level pattern code, exact-selector
     bits), and the histograms of the patterns of all candidates (``counts``) and of those whose
@@ -307,7 +245,7 @@ def _compare_candidates(
     a: EncodedBatch,
     b: EncodedBatch,
     scheme: LshScheme,
-    table: _ExactTable,
+    selectors: SelectorPairs,
     keep: NDArray[np.bool_],
     workers: int,
     clock: _Clock,
@@ -322,17 +260,13 @@ def _compare_candidates(
     starts = range(0, len(a), CHUNK_ROWS)
     parts: list[_Compared] = []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        tasks = pool.map(lambda start: _chunk(a, b, start, index, table, keep), starts)
+        tasks = pool.map(lambda start: _chunk(a, b, start, index, selectors, keep), starts)
         for start, part in zip(starts, tasks, strict=True):
             parts.append(part)
             if progress is not None:
                 progress("comparing", min(len(a), start + CHUNK_ROWS), len(a))
     clock.stop()
-    empty = _compare_codes(a, b, np.zeros(0, np.int64), table, keep)
-    ia, ib, pattern, exact = (np.concatenate([x.arrays()[k] for x in [empty, *parts]]) for k in range(4))
-    counts = np.sum([p.counts for p in [empty, *parts]], axis=0)
-    meeting = np.sum([p.meeting for p in [empty, *parts]], axis=0)
-    return _Compared(ia, ib, pattern, exact, counts, meeting)
+    return _joined(parts or [_compare_codes(a, b, np.zeros(0, np.int64), selectors, keep)])
 
 
 def _chunk(
@@ -340,7 +274,7 @@ def _chunk(
     b: EncodedBatch,
     start: int,
     index: CandidateIndex,
-    table: _ExactTable,
+    selectors: SelectorPairs,
     keep: NDArray[np.bool_],
 ) -> _Compared:
     """The candidates of rows start to start + CHUNK_ROWS of A (LSH pairs and selector pairs),
@@ -348,21 +282,29 @@ def _chunk(
     stop = min(len(a), start + CHUNK_ROWS)
     ia, ib = index.pairs(rows(a, start, stop))
     nb = max(1, len(b))
-    codes = np.union1d((ia.astype(np.int64) + start) * nb + ib, table.within(start, stop))
-    parts = [_compare_codes(a, b, codes[s : s + _SUBCHUNK], table, keep) for s in range(0, codes.shape[0], _SUBCHUNK)]  # fmt: skip
-    if not parts:
-        return _compare_codes(a, b, codes, table, keep)
-    ia_, ib_, pattern, exact = (np.concatenate([x.arrays()[k] for x in parts]) for k in range(4))
-    return _Compared(ia_, ib_, pattern, exact, np.sum([p.counts for p in parts], axis=0), np.sum([p.meeting for p in parts], axis=0))  # fmt: skip
+    codes = np.union1d((ia.astype(np.int64) + start) * nb + ib, selectors.within(start, stop))
+    slices = range(0, max(1, codes.shape[0]), _SUBCHUNK)
+    return _joined([_compare_codes(a, b, codes[s : s + _SUBCHUNK], selectors, keep) for s in slices])
+
+
+def _joined(parts: Sequence[_Compared]) -> _Compared:
+    """One of several (at least one): the pairs one after the other, the histograms added."""
+    ia, ib, pattern, exact = (np.concatenate([p.arrays()[k] for p in parts]) for k in range(4))
+    counts = np.sum([p.counts for p in parts], axis=0)
+    return _Compared(ia, ib, pattern, exact, counts, np.sum([p.meeting for p in parts], axis=0))
 
 
 def _compare_codes(
-    a: EncodedBatch, b: EncodedBatch, codes: NDArray[np.int64], table: _ExactTable, keep: NDArray[np.bool_]
+    a: EncodedBatch,
+    b: EncodedBatch,
+    codes: NDArray[np.int64],
+    selectors: SelectorPairs,
+    keep: NDArray[np.bool_],
 ) -> _Compared:
     """Levels of the pairs with codes a * |B| + b; the pairs ``keep`` marks, and the histograms."""
     nb = max(1, len(b))
     ia, ib = (codes // nb).astype(np.intp), (codes % nb).astype(np.intp)
-    exact = table.lookup(codes)
+    exact = selectors.lookup(codes)
     pattern = CODEC.encode(pair_levels(a, b, ia, ib, exact))
     ya, yb = a.years[ia].astype(np.int32), b.years[ib].astype(np.int32)
     meet = (ya == 0) | (yb == 0) | (np.abs(ya - yb) <= WINDOW)
@@ -388,7 +330,7 @@ def _plausible(pairs: int) -> NDArray[np.bool_]:
     return np.asarray(((name >= 0) & (name <= 4)) | ((birth >= 0) & (birth <= 1)) | exact, np.bool_)
 
 
-def _missed(compared: _Compared, keep: NDArray[np.bool_], model: FellegiSunter) -> NDArray[np.bool_]:
+def _missed(compared: _Compared, keep: NDArray[np.bool_], model: LinkModel) -> NDArray[np.bool_]:
     """The patterns whose pairs were not kept but which the model puts in a band."""
     dropped = np.flatnonzero((compared.counts > 0) & ~keep)
     out = np.zeros(CODEC.size, np.bool_)
@@ -398,111 +340,15 @@ def _missed(compared: _Compared, keep: NDArray[np.bool_], model: FellegiSunter) 
     return out
 
 
-def _random_count(a: EncodedBatch, b: EncodedBatch) -> int:
-    return min(RANDOM_PAIRS, len(a) * len(b))
-
-
-def _random_pairs(a: EncodedBatch, b: EncodedBatch, seed: bytes) -> tuple[Index, Index]:
-    """Pairs to estimate u from: all pairs of small batches, else a sample drawn from the seed."""
-    na, nb = len(a), len(b)
-    if na * nb <= RANDOM_PAIRS:
-        codes = np.arange(na * nb, dtype=np.int64)
-    else:
-        rng = np.random.default_rng(np.frombuffer(_digest(seed, b"random pairs"), np.uint64))
-        codes = rng.integers(0, na * nb, RANDOM_PAIRS, dtype=np.int64)
-    return (codes // nb).astype(np.intp), (codes % nb).astype(np.intp)
-
-
-def _digest(seed: bytes, purpose: bytes) -> bytes:
-    return hashlib.blake2b(purpose, key=seed, digest_size=32).digest()
-
-
-def _fit(
-    a: EncodedBatch,
-    b: EncodedBatch,
-    compared: _Compared,
-    table: _ExactTable,
-    seed: bytes,
-    rules: tuple[BlockingRule, ...],
-    clock: _Clock,
-) -> FellegiSunter:
-    """EM over the histogram of the candidates' level patterns. u of rare agreements is counted
-    over all pairs (:func:`_census`), of the rest taken from random pairs, twice: the second time
-    without the random pairs that the first model takes for matches."""
-    clock.start("model")
-    na, nb = len(a), len(b)
-    present = np.flatnonzero(compared.counts)
-    lv, counts = CODEC.decode(present), compared.counts[present]
-    census = _census(a, b, compared.meeting[present].astype(np.float64), rules)
-    ra, rb = _random_pairs(a, b, seed)
-    random_lv = pair_levels(a, b, ra, rb, table.lookup(ra.astype(np.int64) * nb + rb))
-
-    def fit(weights: NDArray[np.float64]) -> FellegiSunter:
-        return estimate(
-            lv,
-            COMPARISONS,
-            u=_level_shares(random_lv, weights),
-            pairs=na * nb,
-            max_prior=min(0.5, min(na, nb) / (na * nb)),
-            core=CORE,
-            census=census,
-            counts=counts,
-            anchor=ANCHOR,
-        )
-
-    first = fit(np.ones(ra.shape[0]))
-    model = fit(1.0 - first.posterior(first.weights(random_lv)))
-    clock.stop()
-    return model
-
-
-def _census(a: EncodedBatch, b: EncodedBatch, meeting: NDArray[np.float64], rules: tuple[BlockingRule, ...]) -> dict[str, Census]:  # fmt: skip
-    """The agreements that blocking never misses, and among which pairs: a shared selector among the
-    pairs where both hold one of its kind; the same full date among the pairs where both have a date
-    (the date rule has no year window); one name agreeing (wide rules) or both (the others) among
-    the pairs whose birth years the name rules let meet (within the window, or unknown): ``meeting``
-    counts those among the candidates of each pattern."""
-    out = {kind: Census((0,), _known_pairs(a, b, PRESENCE[kind])) for kind in EXACT_KINDS}
-    out["birth"] = Census((0,), _known_pairs(a, b, "birth"))
-    levels = NAME_AGREES if rules == WIDE else (0,)  # both names at once: only "both agree" is sure
-    out["name"] = Census(levels, int(_meeting(a.years, b.years).sum()), meeting)
-    return out
-
-
-def _known_pairs(a: EncodedBatch, b: EncodedBatch, name: str) -> int:
-    return int(a.present(name).sum()) * int(b.present(name).sum())
-
-
-def _meeting(years: NDArray[np.uint16], other: NDArray[np.uint16]) -> NDArray[np.float64]:
-    """For each row, the rows of the other side whose birth year it may meet: within the window, or
-    unknown (all of them when its own year is unknown)."""
-    hist = np.bincount(other.astype(np.int64), minlength=1 << 16).astype(np.float64)
-    unknown, hist[0] = hist[0], 0.0
-    cumulative = np.concatenate([[0.0], np.cumsum(hist)])
-    code = years.astype(np.int64)
-    low, high = np.clip(code - WINDOW, 0, 1 << 16), np.clip(code + WINDOW + 1, 0, 1 << 16)
-    return np.where(code == 0, float(other.shape[0]), cumulative[high] - cumulative[low] + unknown)
-
-
-def _level_shares(lv: NDArray[np.int8], weights: NDArray[np.float64]) -> list[NDArray[np.float64]]:
-    """Weighted level frequencies per comparison, half a pair added to each level."""
-    out = []
-    for k, c in enumerate(COMPARISONS):
-        known = lv[:, k] >= 0
-        counts = np.bincount(lv[known, k], weights=weights[known], minlength=c.levels) + 0.5
-        out.append(counts / counts.sum())
-    return out
-
-
 def _select(
-    a: EncodedBatch, b: EncodedBatch, compared: _Compared, model: FellegiSunter, clock: _Clock
+    a: EncodedBatch, b: EncodedBatch, compared: _Compared, model: LinkModel, clock: _Clock
 ) -> tuple[Candidate, ...]:
     """Pairs in a band, one partner per person (the other side's duplicates excepted)."""
     clock.start("selecting")
     present = np.unique(compared.pattern)
-    table = np.zeros(CODEC.size)
-    table[present] = model.weights(CODEC.decode(present.astype(np.int64)))
-    weight = table[compared.pattern]
+    by_pattern = np.zeros(CODEC.size)
+    by_pattern[present] = model.weights(CODEC.decode(present.astype(np.int64)))
+    weight = by_pattern[compared.pattern]
     posterior = model.posterior(weight)
     keep = np.flatnonzero((posterior >= BANDS.possible) | (compared.exact != 0))
     ia, ib = compared.ia[keep].astype(np.intp), compared.ib[keep].astype(np.intp)
@@ -532,7 +378,7 @@ def _one_partner(
     ib: Index,
     weight: NDArray[np.float64],
     posterior: NDArray[np.float64],
-    model: FellegiSunter,
+    model: LinkModel,
 ) -> Index:
     """Indexes of the pairs kept: greedy one-to-one by falling weight; a losing pair that is itself
     likely stays when the two records of one side that it competes for are likely one person."""
@@ -560,24 +406,24 @@ def _duplicates(
     losers: list[int],
     partner_a: dict[int, int],
     partner_b: dict[int, int],
-    model: FellegiSunter,
+    model: LinkModel,
 ) -> list[int]:
     """The losing pairs whose rival record (the partner already taken) is likely the same person."""
     out: list[int] = []
     for side, batch in (("b", b), ("a", a)):
-        rows = [p for p in losers if (int(ia[p]) in partner_a) == (side == "b")]
-        if not rows:
+        pairs = [p for p in losers if (int(ia[p]) in partner_a) == (side == "b")]
+        if not pairs:
             continue
         if side == "b":
-            x = np.asarray([partner_a[int(ia[p])] for p in rows], np.intp)
-            y = ib[rows]
+            x = np.asarray([partner_a[int(ia[p])] for p in pairs], np.intp)
+            y = ib[pairs]
         else:
-            x = np.asarray([partner_b[int(ib[p])] for p in rows], np.intp)
-            y = ia[rows]
-        lv = pair_levels(batch, batch, x, y, np.zeros(len(rows), np.uint8))
+            x = np.asarray([partner_b[int(ib[p])] for p in pairs], np.intp)
+            y = ia[pairs]
+        lv = pair_levels(batch, batch, x, y, np.zeros(len(pairs), np.uint8))
         lv[:, [_NAMES.index(k) for k in EXACT_KINDS]] = MISSING  # no PSI ran within one side
         same = model.posterior(model.weights(lv)) >= BANDS.likely
-        out.extend(p for p, s in zip(rows, same.tolist(), strict=True) if s)
+        out.extend(p for p, s in zip(pairs, same.tolist(), strict=True) if s)
     return out
 
 

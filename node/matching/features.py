@@ -44,12 +44,11 @@ UNKNOWN_GENDER = frozenset({"nonspecifiedunknown", "unknown"})
 class Features:
     """One person, ready for matching.
 
-    ``fields`` maps layout field names (``given``, ``family``, ``middle``, ``birth``,
-    ``citizenship``, ``place``, ``gender``, and ``has_document``, ``has_phone``, ``has_email`` with
-    the constant value "1" when the person has such a selector) to normalised values, absent fields
-    left out; ``birth_year`` is the
-    year blocking compares (None when unknown or a 1 January placeholder, whose year is only a
-    guess); ``selectors`` are the exact selectors for private set intersection.
+    ``fields`` maps layout field names (``given``, ``family``, ``birth``, ``citizenship``,
+    ``place``, ``gender``, and ``has_document``, ``has_phone``, ``has_email`` with the constant
+    value "1" when the person has such a selector) to normalised values, absent fields left out;
+    ``birth_year`` is the year blocking compares (None when unknown or a 1 January placeholder,
+    whose year is only a guess); ``selectors`` are the exact selectors for private set intersection.
     """
 
     fields: dict[str, list[str]]
@@ -97,11 +96,12 @@ def features(person: Mapping[str, Any], *, default_region: str | None) -> Featur
 
 def one_per_person(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One row per ``prs_PersonId``, in order of first appearance: a person in several local cases is
-    one candidate. Later rows fill the columns the first left empty; list columns are united."""
-    merged: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        person_id = str(row.get("prs_PersonId") or "")
-        into = merged.setdefault(person_id, {})
+    one candidate. Later rows fill the columns the first left empty; list columns are united. A row
+    without a person id stands alone."""
+    merged: dict[str | int, dict[str, Any]] = {}
+    for n, row in enumerate(rows):
+        person_id = row.get("prs_PersonId")
+        into = merged.setdefault(str(person_id) if person_id not in (None, "") else n, {})
         for column, value in row.items():
             if isinstance(value, list | tuple) and isinstance(into.get(column), list):
                 into[column] += [v for v in value if v not in into[column]]
@@ -165,12 +165,15 @@ def _blocking_year(birth: BirthDate | None) -> int | None:
 
 
 def _name_fields(person: Mapping[str, Any], citizenship: list[str]) -> dict[str, list[str]]:
-    """given, middle and family: canonical tokens and, as a second value, their consonant skeletons."""
+    """given and family: canonical tokens and, as a second value, their consonant skeletons (the
+    middle name is left out: clerks abroad seldom write patronymics)."""
     first, middle, second = (_text(person, c) for c in ("prs_FirstName", "prs_MiddleName", "prs_SecondName"))
     lang = cyrillic_lang(" ".join((first, middle, second))) or cyrillic_hint(citizenship)
-    forms = name_forms(first, middle, second, lang=lang)
+    forms = name_forms(
+        first, None, second, lang=lang
+    )  # as the selectors read it, whoever wrote a middle name
     fields: dict[str, list[str]] = {}
-    for name, tokens in (("given", forms.given), ("middle", forms.middle), ("family", forms.family)):
+    for name, tokens in (("given", forms.given), ("family", forms.family)):
         if tokens:
             fields[name] = _name_values(tokens)
     return fields

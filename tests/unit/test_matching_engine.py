@@ -10,7 +10,7 @@ import nacl.public
 import numpy as np
 import pytest
 
-from node.matching.engine import Candidate, LinkResult, encode, link
+from node.matching.engine import EVIDENCE, Candidate, LinkResult, encode, link
 from node.matching.features import Features, features, one_per_person
 from node.services.synth import generate_federation
 from protocol.encoding import DEFAULT_LAYOUT, EncodedBatch, Encoder, Layout, keys
@@ -183,7 +183,10 @@ def test_figures_for_the_round_summary() -> None:
         assert len(m.levels) == len(m.m) == len(m.u) and abs(sum(m.m) - 1) < 1e-6 and abs(sum(m.u) - 1) < 1e-6
     assert {"indexing", "candidates", "model", "selecting"} <= set(result.seconds)
     assert result.by_band()["likely"] > 0
-    assert all(c.evidence == tuple(sorted(c.evidence)) for c in result.candidates)
+    assert all(
+        c.evidence == tuple(sorted(c.evidence)) and set(c.evidence) <= set(EVIDENCE)
+        for c in result.candidates
+    )
 
 
 def test_linking_is_deterministic() -> None:
