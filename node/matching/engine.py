@@ -15,8 +15,9 @@ The pipeline (protocol/SPEC.md sections 11.4 and 11.6):
 2. Model (protocol.encoding.model): m and the share of matches by EM over the histogram; u of rare
    agreements counted over all pairs, of the rest from random pairs; corrections for attributes
    that come with the names.
-3. Bands from the posterior: "likely" and "possible"; a pair that shares an exact selector is at
-   least "possible", whatever its names say (a recruiter's phone in two countries' files).
+3. Bands from the posterior: "likely" and "possible"; a pair that shares an exact selector which
+   the model counts as strong evidence is at least "possible", whatever its names say (a
+   recruiter's phone in two countries' files).
 4. One partner per person, by falling weight; a losing pair stays only if it is itself likely and
    the two records it competes for look like one person written twice (the other side's duplicate).
 """
@@ -107,6 +108,8 @@ class LinkResult:
     ``pairs_blocked``: candidate pairs after blocking (exact-selector pairs included);
     ``comparisons``: pairs compared field by field (candidates and random pairs); ``prior``: the
     estimated share of matches among all pairs; ``rules``: the blocking rules used (by size);
+    ``interactions``: (attribute, name level, bits) added to the weight of pairs at that name level
+    whose attribute agrees (protocol.encoding.model.LinkModel);
     ``seconds``: wall-clock time per stage (indexing B's band keys; candidates: blocking and
     comparing A's rows, in parallel; model; selecting).
     """
@@ -117,6 +120,7 @@ class LinkResult:
     model: tuple[ComparisonModel, ...]
     prior: float
     rules: tuple[BlockingRule, ...]
+    interactions: tuple[tuple[str, int, float], ...] = ()
     seconds: dict[str, float] = field(default_factory=dict)
 
     def by_band(self) -> dict[str, int]:
@@ -163,7 +167,7 @@ def link(
     keep = _plausible(len(a) * len(b))
     compared = _compare_candidates(a, b, scheme, selectors, keep, workers, clock, progress)
     if compared.size == 0:
-        return LinkResult((), 0, 0, (), 0.0, rules, clock.seconds)
+        return LinkResult((), 0, 0, (), 0.0, rules, (), clock.seconds)
     clock.start("model")
     name_census = NAME_AGREES if rules == WIDE else (0,)  # both names at once: only "both agree" is sure
     model = fit(a, b, compared.counts, compared.meeting, selectors, seed=blocking_seed, name_census=name_census, window=WINDOW)  # fmt: skip
@@ -176,8 +180,16 @@ def link(
         ComparisonModel(c.field, _labels(c), tuple(map(float, m)), tuple(map(float, u)))
         for c, m, u in zip(model.model.comparisons, model.model.m, model.model.u, strict=True)
     )
+    interactions = tuple((name, level, bits) for (name, level), bits in sorted(model.bits.items()))
     return LinkResult(
-        candidates, compared.size, compared_pairs, summary, model.model.prior, rules, clock.seconds
+        candidates,
+        compared.size,
+        compared_pairs,
+        summary,
+        model.model.prior,
+        rules,
+        interactions,
+        clock.seconds,
     )
 
 
@@ -350,7 +362,9 @@ def _select(
     by_pattern[present] = model.weights(CODEC.decode(present.astype(np.int64)))
     weight = by_pattern[compared.pattern]
     posterior = model.posterior(weight)
-    keep = np.flatnonzero((posterior >= BANDS.possible) | (compared.exact != 0))
+    strong = np.zeros(CODEC.size, np.bool_)
+    strong[present] = model.strong_selector(CODEC.decode(present.astype(np.int64)))
+    keep = np.flatnonzero((posterior >= BANDS.possible) | strong[compared.pattern])
     ia, ib = compared.ia[keep].astype(np.intp), compared.ib[keep].astype(np.intp)
     weight, posterior = weight[keep], posterior[keep]
     chosen = _one_partner(a, b, ia, ib, weight, posterior, model)

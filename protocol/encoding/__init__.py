@@ -1,8 +1,9 @@
 """Keyed Bloom-filter encodings for fuzzy matching of names and dates (protocol/SPEC.md section 11).
 
 ``keys`` derives the pair key and its subkeys, ``bloom`` encodes persons into field-level filters,
-``similarity`` computes Dice, ``blocking`` finds candidate pairs, ``scoring`` weighs them
-(Fellegi-Sunter with EM). This module holds the wire format of an encoded batch
+``similarity`` computes Dice, ``blocking`` finds candidate pairs, ``comparisons`` turns a pair into
+agreement levels, ``scoring`` weighs them (Fellegi-Sunter with EM) and ``model`` fits the model of
+the reference linkage on two batches. This module holds the wire format of an encoded batch
 (SPEC-encoding 5): a JSON header and base64 columns, checked strictly on arrival.
 """
 

@@ -82,29 +82,45 @@ class SelectorPairs:
 
 @dataclass(frozen=True)
 class LinkModel:
-    """The fitted model, and the interactions it cannot express between both names agreeing and the
-    agreement of an attribute that comes with the names: different people who share both names
-    mostly share their citizenship, gender and home town too (names come from populations), and
-    e-mail addresses are often made of the names (the synthetic registers give such namesakes one
-    address). For each of :data:`WITH_NAMES`, ``bits`` corrects the weight of its closest level at
-    name level 0: log2 of P(agree | names agree) / P(agree), among matches over among non-matches,
-    each shrunk towards independence by :data:`SHRINK` pseudo-pairs (so a few namesakes say little).
-    Without it, namesakes with no birth date reach a band on agreements they owe to their names."""
+    """The fitted model, and the interactions it cannot express between the names and attributes
+    that come with them. Different people who share both names mostly share their citizenship,
+    gender and home town too (names come from populations), and e-mail addresses are often made of
+    the names (the synthetic registers give namesakes, and people who share a family name and an
+    initial, one address). ``bits[(attribute, name level)]`` corrects the weight of the attribute's
+    closest level at that name level: log2 of P(agree | name level) / P(agree), among matches over
+    among non-matches, each shrunk towards independence by :data:`SHRINK` pseudo-pairs (so that a
+    few pairs say little). Without it, namesakes with no birth date reach a band on agreements they
+    owe to their names."""
 
     model: FellegiSunter
-    bits: dict[str, float]
+    bits: dict[tuple[str, int], float]
 
     def weights(self, lv: NDArray[np.int8]) -> NDArray[np.float64]:
         """Match weight (log2 Bayes factor) of each row of levels."""
         out = self.model.weights(lv)
-        name0 = lv[:, NAMES.index("name")] == 0
-        for name, bits in self.bits.items():
-            out += np.where(name0 & (lv[:, NAMES.index(name)] == 0), bits, 0.0)
+        name = lv[:, NAMES.index("name")]
+        for (attribute, level), bits in self.bits.items():
+            out += np.where((name == level) & (lv[:, NAMES.index(attribute)] == 0), bits, 0.0)
         return out
 
     def posterior(self, weights: NDArray[np.float64]) -> NDArray[np.float64]:
         """P(match) for each weight, with the estimated share of matches as prior."""
         return self.model.posterior(weights)
+
+    def strong_selector(self, lv: NDArray[np.int8]) -> NDArray[np.bool_]:
+        """Rows that share a selector whose weight alone (interactions included) would lift a pair
+        from the prior to even odds: such a selector is evidence worth a look, whatever else the
+        pair says (a recruiter's phone number under two unrelated names)."""
+        needed = -np.log2(self.model.prior / (1.0 - self.model.prior))
+        name = lv[:, NAMES.index("name")]
+        out = np.zeros(lv.shape[0], np.bool_)
+        for kind in EXACT_KINDS:
+            k = NAMES.index(kind)
+            weight = np.full(lv.shape[0], np.log2(self.model.m[k][0] / self.model.u[k][0]))
+            for (attribute, level), bits in self.bits.items():
+                weight += np.where((attribute == kind) & (name == level), bits, 0.0)
+            out |= (lv[:, k] == 0) & (weight >= needed)
+        return out
 
 
 def fit(
@@ -146,7 +162,8 @@ def fit(
 
     first = em(np.ones(ra.shape[0]))
     model = em(1.0 - first.posterior(first.weights(random_lv)))
-    return LinkModel(model, _interactions(model, lv, counts[present], meeting[present]))
+    email_pairs = _known_pairs(a, b, PRESENCE["email"])
+    return LinkModel(model, _interactions(model, lv, counts[present], meeting[present], email_pairs))
 
 
 def census(a: EncodedBatch, b: EncodedBatch, meeting: NDArray[np.float64], name_levels: tuple[int, ...], window: int) -> dict[str, Census]:  # fmt: skip
@@ -197,21 +214,30 @@ def _level_shares(lv: NDArray[np.int8], weights: NDArray[np.float64]) -> list[ND
     return out
 
 
-def _interactions(model: FellegiSunter, lv: NDArray[np.int8], counts: NDArray[np.int64], meeting: NDArray[np.int64]) -> dict[str, float]:  # fmt: skip
-    """The bits of :class:`LinkModel` for each of :data:`WITH_NAMES`. Every pair at name level 0
-    whose years meet is a candidate, so non-matches are counted among the meeting candidates."""
+def _interactions(model: FellegiSunter, lv: NDArray[np.int8], counts: NDArray[np.int64], meeting: NDArray[np.int64], email_pairs: int) -> dict[tuple[str, int], float]:  # fmt: skip
+    """The bits of :class:`LinkModel`. Matches are all among the candidates. So are the non-matches
+    at name level 0 whose years meet (for :data:`WITH_NAMES` at that level), and every pair that
+    shares an e-mail address: for the address at any name level, non-matches are counted among the
+    candidates over the expected number of pairs at that name level that both hold an address."""
     g = model.posterior(model.weights(lv))
-    name0 = lv[:, NAMES.index("name")] == 0
-    non_matches, matches = meeting * (1 - g), counts * g
+    name = lv[:, NAMES.index("name")]
+    matches = counts * g
     bits = {}
-    for name in WITH_NAMES:
-        k = NAMES.index(name)
-        agree, known = name0 & (lv[:, k] == 0), name0 & (lv[:, k] >= 0)
+    for attribute in WITH_NAMES:
+        k = NAMES.index(attribute)
         m, u = float(model.m[k][0]), float(model.u[k][0])
-        bits[name] = float(np.log2(_shrunk(matches, agree, known, m) / m) - np.log2(_shrunk(non_matches, agree, known, u) / u))  # fmt: skip
+        for level in range(COMPARISONS[0].levels) if attribute == "email" else (0,):
+            agree, known = (name == level) & (lv[:, k] == 0), (name == level) & (lv[:, k] >= 0)
+            if attribute == "email":
+                share_name = float(model.u[0][level]) * (1 - model.prior)
+                share_u = _shrunk(counts * (1 - g), agree, email_pairs * share_name, u)
+            else:
+                share_u = _shrunk(meeting * (1 - g), agree, float((meeting * (1 - g))[known].sum()), u)
+            share_m = _shrunk(matches, agree, float(matches[known].sum()), m)
+            bits[(attribute, level)] = float(np.log2(share_m / m) - np.log2(share_u / u))
     return bits
 
 
-def _shrunk(weight: NDArray[np.float64], hits: NDArray[np.bool_], known: NDArray[np.bool_], prior: float) -> float:  # fmt: skip
-    """The weighted share of ``hits`` among ``known``, with SHRINK pseudo-pairs at ``prior``."""
-    return float((weight[hits].sum() + SHRINK * prior) / (weight[known].sum() + SHRINK))
+def _shrunk(weight: NDArray[np.float64], hits: NDArray[np.bool_], known: float, prior: float) -> float:
+    """The weighted share of ``hits`` among ``known`` pairs, with SHRINK pseudo-pairs at ``prior``."""
+    return float((weight[hits].sum() + SHRINK * prior) / (known + SHRINK))

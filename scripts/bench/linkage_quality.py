@@ -59,6 +59,7 @@ from node.services.synth import generate_federation
 from protocol.encoding import DEFAULT_LAYOUT, EncodedBatch, Encoder, keys
 from protocol.encoding.blocking import LshScheme, candidate_pairs
 from protocol.encoding.comparisons import COMPARISONS, pair_levels
+from protocol.encoding.model import LinkModel
 from protocol.encoding.scoring import FellegiSunter
 
 PROFILES = ("typos", "scripts", "partial", "dates", "mixed")
@@ -190,15 +191,16 @@ def blocked_pairs(a: EncodedBatch, b: EncodedBatch, seed: bytes, exact: Sequence
     return found
 
 
-def fitted(result: LinkResult) -> FellegiSunter:
+def fitted(result: LinkResult) -> LinkModel:
     """The model the engine fitted, to score pairs blocking did not propose."""
     m = tuple(np.asarray(c.m) for c in result.model)
-    return FellegiSunter(COMPARISONS, m, tuple(np.asarray(c.u) for c in result.model), result.prior, 0, True)
+    model = FellegiSunter(COMPARISONS, m, tuple(np.asarray(c.u) for c in result.model), result.prior, 0, True)
+    return LinkModel(model, {(name, level): bits for name, level, bits in result.interactions})
 
 
-def in_band_kept(a: EncodedBatch, b: EncodedBatch, model: FellegiSunter, exact: Sequence[tuple[int, int, str]], pairs: Sequence[Pair], blocked: set[Pair]) -> list[int]:  # fmt: skip
-    """Of ``pairs``, how many the model puts in a band (or that share a selector) when it scores
-    them, and how many of those blocking kept."""
+def in_band_kept(a: EncodedBatch, b: EncodedBatch, model: LinkModel, exact: Sequence[tuple[int, int, str]], pairs: Sequence[Pair], blocked: set[Pair]) -> list[int]:  # fmt: skip
+    """Of ``pairs``, how many the model puts in a band when it scores them (as the engine does: by
+    the posterior, or by a strong shared selector), and how many of those blocking kept."""
     shared: dict[Pair, int] = {}
     for i, j, kind in exact:
         shared[(i, j)] = shared.get((i, j), 0) | SELECTOR_BITS[kind]
@@ -206,12 +208,13 @@ def in_band_kept(a: EncodedBatch, b: EncodedBatch, model: FellegiSunter, exact: 
     mask = np.array([shared.get(p, 0) for p in pairs], np.uint8)
     if not pairs:
         return [0, 0]
-    posterior = model.posterior(model.weights(pair_levels(a, b, ia, ib, mask)))
-    in_band = [p for p, q, m in zip(pairs, posterior, mask, strict=True) if q >= 0.5 or m]
+    levels = pair_levels(a, b, ia, ib, mask)
+    band = (model.posterior(model.weights(levels)) >= 0.5) | model.strong_selector(levels)
+    in_band = [p for p, yes in zip(pairs, band.tolist(), strict=True) if yes]
     return [len(in_band), sum(p in blocked for p in in_band)]
 
 
-def every_pair_kept(a: EncodedBatch, b: EncodedBatch, model: FellegiSunter, exact: Sequence[tuple[int, int, str]], blocked: set[Pair]) -> list[int]:  # fmt: skip
+def every_pair_kept(a: EncodedBatch, b: EncodedBatch, model: LinkModel, exact: Sequence[tuple[int, int, str]], blocked: set[Pair]) -> list[int]:  # fmt: skip
     """:func:`in_band_kept` over every pair, a block of rows of A at a time."""
     out, step = [0, 0], max(1, 1_000_000 // max(1, len(b)))
     for start in range(0, len(a), step):
