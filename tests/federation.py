@@ -132,3 +132,39 @@ def _route(client: FlaskClient) -> Callable[[bytes], PeerResponse]:
         return PeerResponse(response.status_code, response.get_data())
 
     return post
+
+
+def load_synthetic(
+    fed: Federation,
+    folder: Path,
+    node_ids: list[str],
+    rows: int,
+    *,
+    seed: int,
+    overlap: float,
+    **options: Any,
+) -> None:
+    """Load each named node with its country's rows of one synthetic federation (node id = country, lower case)."""
+    from node.services.ingest import ingest_file
+    from node.services.synth import generate_federation, write_rows
+
+    generated = generate_federation(
+        [n.upper() for n in node_ids], rows, seed=seed, overlap=overlap, **options
+    )
+    for node_id in node_ids:
+        path = folder / f"{node_id}.csv"
+        write_rows(generated[node_id.upper()], path)
+        ingest_file(fed.nodes[node_id], path)
+
+
+def true_ids(node: NodeContext) -> dict[str, str]:
+    """prs_PersonId -> the generator's hidden true identity, for scoring matches in tests."""
+    from sqlalchemy import select
+
+    from node.storage.models.records import CasePerson, Person
+
+    with node.db.read() as session:
+        query = select(Person.person_id, CasePerson.synth_true_id).join(
+            CasePerson, CasePerson.person_id == Person.id
+        )
+        return {ref: true_id for ref, true_id in session.execute(query)}

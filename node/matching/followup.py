@@ -115,16 +115,22 @@ def review(node: NodeContext, match_id: str, decision: str, *, by: str) -> dict[
     return show_match(node, match_id)
 
 
+def _shared_match(session: Session, match_id: str, peer: str) -> Match:
+    """The match ``match_id`` if it is shared with ``peer``; else the peer's request is refused."""
+    match = session.get(Match, match_id)
+    if match is None or match.peer != peer:
+        raise PeerRefusal(
+            "no match with that id is shared with this peer", code="match_unknown", http_status=404
+        )
+    return match
+
+
 @handler("match.decision")
 def _peer_decision(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:
     fields = messages.check("match.decision", message.payload)
     peer, now = message.header.sender, node.clock()
     with node.db.transaction() as session:
-        match = session.get(Match, fields["match_id"])
-        if match is None or match.peer != peer:
-            raise PeerRefusal(
-                "no match with that id is shared with this peer", code="match_unknown", http_status=404
-            )
+        match = _shared_match(session, fields["match_id"], peer)
         match.peer_decision, match.peer_decided_at = fields["decision"], now
         exchange_log.append(
             session, time=now, kind="match_decision", direction="in", peer=peer, outcome=fields["decision"]
@@ -228,11 +234,7 @@ def _disclosure_request(node: NodeContext, message: Message) -> tuple[str, dict[
     fields = messages.check("disclosure.request", message.payload)
     peer, now = message.header.sender, node.clock()
     with node.db.transaction() as session:
-        match = session.get(Match, fields["match_id"])
-        if match is None or match.peer != peer:
-            raise PeerRefusal(
-                "no match with that id is shared with this peer", code="match_unknown", http_status=404
-            )
+        match = _shared_match(session, fields["match_id"], peer)
         if status_of(match) != "confirmed":
             raise PeerRefusal(
                 "the match is not confirmed on both sides", code="match_not_confirmed", http_status=409

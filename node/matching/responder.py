@@ -314,7 +314,7 @@ def _plan_sending(session: Session, keyed: Pairing, peer_state: str) -> dict[str
 @handler("encodings.forward")
 def forward_encodings(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:
     """Linkage-unit mode: send every eligible person's encoding to the round's unit, page by page."""
-    from node.services.exchange import send_request
+    from node.matching.unit import send_encodings
 
     fields = messages.check("encodings.forward", message.payload)
     peer = message.header.sender
@@ -328,17 +328,7 @@ def forward_encodings(node: NodeContext, message: Message) -> tuple[str, dict[st
         keyed, round_id, unit = pairing(node, peer, found.epoch), found.round_id, fields["unit"]
         persons = eligible(session)
     refs, feats = local.load_features(node, [p.person_ref for p in persons])
-    pages = max(1, -(-len(refs) // PAGE_ROWS))
-    for page in range(pages):
-        part = slice(page * PAGE_ROWS, (page + 1) * PAGE_ROWS)
-        batch = local.encode_persons(keyed, refs[part], feats[part])
-        payload = {
-            "round_id": round_id,
-            "page": page,
-            "last": page == pages - 1,
-            "encodings": batch_to_payload(batch),
-        }
-        send_request(node, unit, "linkage.encodings", payload, timeout=node.settings.match_timeout_seconds)
+    send_encodings(node, unit, round_id, keyed, refs, feats)
     with node.db.transaction() as session:
         store.update_round(session, round_id, stats={"forwarded": len(refs), "encodings_sent": len(refs)})
     return "encodings.forwarded", {"round_id": round_id, "rows": len(refs)}

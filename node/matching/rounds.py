@@ -22,6 +22,7 @@ from node.matching import local, store
 from node.matching.engine import Candidate, link
 from node.matching.pairing import Pairing, current_epoch, pairing, state_digest
 from node.matching.people import eligible
+from node.matching.unit import send_encodings
 from node.services import exchange_log
 from node.services.exchange import send_request
 from node.services.psi_parallel import point_pool
@@ -30,7 +31,7 @@ from node.storage.models.matching import MatchRound
 from protocol import matching as messages
 from protocol import psi
 from protocol.canonical import b64encode
-from protocol.encoding import MAX_ROWS, EncodedBatch, batch_from_payload, batch_to_payload
+from protocol.encoding import EncodedBatch, batch_from_payload
 from protocol.errors import MalformedError, ProtocolError
 
 Progress = Callable[[str, int, int], None]
@@ -48,14 +49,6 @@ class Round:
     unit: str | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def stage(self, name: str, progress: Progress | None) -> Iterator[None]:
-        if progress:
-            progress(name, 0, 1)
-        started = time.monotonic()
-        yield
-        self.seconds[name] = round(time.monotonic() - started, 3)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -146,19 +139,26 @@ def _finish(node: NodeContext, current: Round, *, status: str, code: str | None)
             found.stats = current.summary()
 
 
-def _stage(node: NodeContext, current: Round, name: str) -> None:
+@contextmanager
+def _stage(node: NodeContext, current: Round, name: str, progress: Progress | None) -> Iterator[None]:
+    """Record the stage on the round (``palermo match rounds`` shows it), report it, and time it."""
     with node.db.transaction() as session:
         store.update_round(session, current.round_id, stage=name, stats={})
+    if progress:
+        progress(name, 0, 1)
+    started = time.monotonic()
+    yield
+    current.seconds[name] = round(time.monotonic() - started, 3)
 
 
 def _run(node: NodeContext, keyed: Pairing, current: Round, progress: Progress | None) -> None:
     timeout = node.settings.match_timeout_seconds
-    with current.stage("features", progress):
+    with _stage(node, current, "features", progress):
         with node.db.read() as session:
             refs = [p.person_ref for p in eligible(session)]
         refs, feats = local.load_features(node, refs)
     current.stats["own_records"] = len(refs)
-    with current.stage("open", progress):
+    with _stage(node, current, "open", progress):
         opened = send_request(node, keyed.peer, "match.open", {
             "round_id": current.round_id, "number": current.number,
             "mode": "linkage-unit" if current.unit else "direct", "unit": current.unit or "",
@@ -168,16 +168,14 @@ def _run(node: NodeContext, keyed: Pairing, current: Round, progress: Progress |
         if reply["round_id"] != current.round_id:
             raise PeerRefusal("the peer opened another round", code="match_round_mismatch", http_status=502)
         current.stats["peer_records"] = reply["record_count"]
-    _stage(node, current, "psi")
-    with current.stage("psi", progress):
+    with _stage(node, current, "psi", progress):
         exact = _psi(node, keyed, current, refs, feats, peer_records=reply["record_count"])
     found = (
         _through_unit(node, keyed, current, refs, feats, exact, progress)
         if current.unit
         else _direct(node, keyed, current, refs, feats, exact, progress)
     )
-    _stage(node, current, "send")
-    with current.stage("send", progress):
+    with _stage(node, current, "send", progress):
         _send_candidates(node, keyed, current, found)
 
 
@@ -195,25 +193,14 @@ def _direct(
     progress: Progress | None,
 ) -> list[Found]:
     """Direct mode: bring the peer's encodings up to date here and compare them with our own."""
-    _stage(node, current, "encodings")
-    with current.stage("encodings", progress):
+    with _stage(node, current, "encodings", progress):
         _fetch_encodings(node, keyed, current, progress)
-    with current.stage("encode", progress):
+    with _stage(node, current, "encode", progress):
         own = local.encode_persons(keyed, refs, feats)
-    _stage(node, current, "compare")
-    with current.stage("compare", progress), node.db.read() as session:
+    with _stage(node, current, "compare", progress), node.db.read() as session:
         theirs = store.peer_batch(session, keyed.peer, keyed.epoch, keyed.layout)
         found = _compare(node, keyed, current, own, theirs, refs, exact, progress)
-    return [(refs[c.a], bytes(theirs.handles[c.b]), _fields(c)) for c in found]
-
-
-def _fields(c: Candidate) -> dict[str, Any]:
-    return {
-        "band": c.band,
-        "weight": round(float(c.weight) * 1000),
-        "probability": round(float(c.probability) * messages.PPM),
-        "evidence": sorted(c.evidence),
-    }
+    return [(refs[c.a], bytes(theirs.handles[c.b]), store.wire_fields(c)) for c in found]
 
 
 def _through_unit(
@@ -231,8 +218,7 @@ def _through_unit(
     own_handles = keyed.handles(list(refs))
     by_ref = dict(zip(refs, own_handles, strict=True))
     pairs = sorted({(by_ref[ref], handle, kind) for ref, handle, kind in exact if ref in by_ref})
-    _stage(node, current, "encodings")
-    with current.stage("encodings", progress):
+    with _stage(node, current, "encodings", progress):
         send_request(node, unit, "linkage.open", {
             "round_id": current.round_id, "peer": keyed.peer, "epoch": keyed.epoch,
             "layout": keyed.layout.to_dict(), "exact": [[b64encode(a), b64encode(b), k] for a, b, k in pairs],
@@ -245,16 +231,9 @@ def _through_unit(
             timeout=timeout,
         )
         current.stats["peer_encodings"] = _reply(forwarded.reply.payload, "encodings.forwarded")["rows"]
-        pages = max(1, -(-len(refs) // MAX_ROWS))
-        for page in range(pages):
-            part = slice(page * MAX_ROWS, (page + 1) * MAX_ROWS)
-            batch = local.encode_persons(keyed, refs[part], feats[part])
-            payload = {"round_id": current.round_id, "page": page, "last": page == pages - 1,
-                       "encodings": batch_to_payload(batch)}  # fmt: skip
-            send_request(node, unit, "linkage.encodings", payload, timeout=timeout)
+        send_encodings(node, unit, current.round_id, keyed, refs, feats)
         current.stats["encodings_sent"] = len(refs)
-    _stage(node, current, "compare")
-    with current.stage("compare", progress):
+    with _stage(node, current, "compare", progress):
         compared = send_request(
             node, unit, "linkage.compare", {"round_id": current.round_id}, timeout=timeout
         )

@@ -13,6 +13,7 @@ import numpy as np
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from node.matching.engine import Candidate
 from node.matching.pairing import Pairing, batch_row_digests, empty_batch, row_digest, state_digest
 from node.storage.models.matching import EncodingSent, Match, MatchRound, PeerEncoding
 from protocol.encoding import EncodedBatch, Layout
@@ -160,6 +161,17 @@ def _upsert(
             .values({name: bindparam(name) for name in ("round_id", "band", "weight", "probability", "evidence", "updated_at")})
         )  # fmt: skip
         session.execute(statement, changed)
+
+
+def wire_fields(c: Candidate) -> dict[str, Any]:
+    """A candidate's band, scores and evidence as they travel: integer thousandths of a bit and
+    millionths (canonical JSON has no floats; SPEC 12.5). :func:`_scores` reads them back."""
+    return {
+        "band": c.band,
+        "weight": round(float(c.weight) * 1000),
+        "probability": round(float(c.probability) * PPM),
+        "evidence": sorted(c.evidence),
+    }
 
 
 def _scores(c: dict[str, Any], now: int) -> dict[str, Any]:

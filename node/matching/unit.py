@@ -10,6 +10,7 @@ by opaque handle and the candidates.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import delete, insert, select
@@ -17,14 +18,17 @@ from sqlalchemy.orm import Session
 
 from node.context import NodeContext
 from node.errors import PeerRefusal
-from node.matching import store
+from node.matching import local, store
 from node.matching.engine import link
+from node.matching.features import Features
+from node.matching.pairing import Pairing
 from node.services.directory import current_directory
+from node.services.exchange import send_request
 from node.services.handlers import handler
 from node.storage.models.matching import LinkageRound, LinkageRow
 from protocol import matching as messages
 from protocol.canonical import b64encode
-from protocol.encoding import Layout, batch_from_payload
+from protocol.encoding import MAX_ROWS, Layout, batch_from_payload, batch_to_payload
 from protocol.envelope import Message
 from protocol.errors import MalformedError, ProtocolError
 
@@ -130,10 +134,7 @@ def compare(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:
         {
             "a": b64encode(bytes(batches[0].handles[c.a])),
             "b": b64encode(bytes(batches[1].handles[c.b])),
-            "band": c.band,
-            "weight": round(float(c.weight) * 1000),
-            "probability": round(float(c.probability) * messages.PPM),
-            "evidence": sorted(c.evidence),
+            **store.wire_fields(c),
         }
         for c in result.candidates
     ]
@@ -145,6 +146,28 @@ def compare(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:
             done.stats = {"rows_a": len(batches[0]), "rows_b": len(batches[1]), "exact_pairs": len(pairs),
                           "candidates": result.by_band(), "pairs_compared": result.pairs_blocked}  # fmt: skip
     return "linkage.candidates", {"round_id": fields["round_id"], "candidates": candidates}
+
+
+def send_encodings(
+    node: NodeContext,
+    unit: str,
+    round_id: str,
+    keyed: Pairing,
+    refs: Sequence[str],
+    feats: Sequence[Features],
+) -> None:
+    """Send a party's encodings of ``refs`` to the linkage unit, page by page (either party uses it)."""
+    pages = max(1, -(-len(refs) // MAX_ROWS))
+    for page in range(pages):
+        part = slice(page * MAX_ROWS, (page + 1) * MAX_ROWS)
+        batch = local.encode_persons(keyed, refs[part], feats[part])
+        payload = {
+            "round_id": round_id,
+            "page": page,
+            "last": page == pages - 1,
+            "encodings": batch_to_payload(batch),
+        }
+        send_request(node, unit, "linkage.encodings", payload, timeout=node.settings.match_timeout_seconds)
 
 
 def _rows(session: Session, round_id: str, party: str) -> list[Any]:

@@ -9,26 +9,20 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from federation import Federation, build_federation
+from federation import Federation, build_federation, load_synthetic
 
 from node.cli import cli
 from node.errors import NodeError
 from node.matching.history import list_rounds
 from node.matching.rounds import run_round
 from node.services import handlers
-from node.services.ingest import ingest_file
-from node.services.synth import generate_federation, write_rows
 from node.services.users import add_user
 
 
 @pytest.fixture
 def fed(make_home: Callable[..., Path], tmp_path: Path) -> Federation:
     fed = build_federation(make_home, [("nld", "NLD"), ("rou", "ROU")])
-    rows = generate_federation(["NLD", "ROU"], 150, seed=11, overlap=0.4)
-    for node_id, country in (("nld", "NLD"), ("rou", "ROU")):
-        path = tmp_path / f"{node_id}.csv"
-        write_rows(rows[country], path)
-        ingest_file(fed.nodes[node_id], path)
+    load_synthetic(fed, tmp_path, ["nld", "rou"], 150, seed=11, overlap=0.4)
     return fed
 
 

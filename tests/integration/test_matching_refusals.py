@@ -7,15 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from federation import Federation, build_federation
+from federation import Federation, build_federation, load_synthetic
 from sqlalchemy import func, select
 
 from node.errors import RemoteRefusal
 from node.matching.pairing import current_epoch, pairing
 from node.services.exchange import prepare_request, send_request
 from node.services.exchange_log import recent_entries
-from node.services.ingest import ingest_file
-from node.services.synth import generate_federation, write_rows
 from node.storage.models.matching import Disclosure, Match, MatchRound, PsiSession
 from protocol import psi
 from protocol.canonical import b64encode
@@ -27,11 +25,7 @@ SMALL_ORDER = bytes([1]) + bytes(31)  # the identity element: never a valid blin
 @pytest.fixture
 def fed(make_home: Callable[..., Path], database_url: str | None, tmp_path: Path) -> Federation:
     fed = build_federation(make_home, [("nld", "NLD"), ("rou", "ROU")], database_url=database_url)
-    rows = generate_federation(["NLD", "ROU"], 40, seed=3, overlap=0.3)
-    for node_id, country in (("nld", "NLD"), ("rou", "ROU")):
-        path = tmp_path / f"{node_id}.csv"
-        write_rows(rows[country], path)
-        ingest_file(fed.nodes[node_id], path)
+    load_synthetic(fed, tmp_path, ["nld", "rou"], 40, seed=3, overlap=0.3)
     return fed
 
 

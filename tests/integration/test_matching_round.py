@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from federation import Federation, build_federation
+from federation import Federation, build_federation, load_synthetic, true_ids
 from sqlalchemy import delete, select, update
 
 import protocol.matching
@@ -31,22 +31,10 @@ from node.storage.models.records import CasePerson, Person
 @pytest.fixture
 def fed(make_home: Callable[..., Path], database_url: str | None, tmp_path: Path) -> Federation:
     fed = build_federation(make_home, [("nld", "NLD"), ("rou", "ROU")], database_url=database_url)
-    rows = generate_federation(
-        ["NLD", "ROU"], 400, seed=7, overlap=0.3, difficulty="mixed", include_truth=True
+    load_synthetic(
+        fed, tmp_path, ["nld", "rou"], 400, seed=7, overlap=0.3, difficulty="mixed", include_truth=True
     )
-    for node_id, country in (("nld", "NLD"), ("rou", "ROU")):
-        path = tmp_path / f"{node_id}.csv"
-        write_rows(rows[country], path)
-        ingest_file(fed.nodes[node_id], path)
     return fed
-
-
-def _truth(fed: Federation, node_id: str) -> dict[str, str]:
-    with fed.nodes[node_id].db.read() as session:
-        query = select(Person.person_id, CasePerson.synth_true_id).join(
-            CasePerson, CasePerson.person_id == Person.id
-        )
-        return {ref: true_id for ref, true_id in session.execute(query)}
 
 
 def test_a_round_finds_the_same_people_on_both_sides_under_one_match_id(fed: Federation) -> None:
@@ -56,7 +44,7 @@ def test_a_round_finds_the_same_people_on_both_sides_under_one_match_id(fed: Fed
     here = {m["match_id"]: m for m in list_matches(fed.nodes["nld"])}
     there = {m["match_id"]: m for m in list_matches(fed.nodes["rou"])}
     assert here and set(here) == set(there)
-    truth_here, truth_there = _truth(fed, "nld"), _truth(fed, "rou")
+    truth_here, truth_there = true_ids(fed.nodes["nld"]), true_ids(fed.nodes["rou"])
     likely = [m for m in here.values() if m["band"] == "likely"]
     right = sum(
         truth_here[m["prs_PersonId"]] == truth_there[there[m["match_id"]]["prs_PersonId"]] for m in likely

@@ -6,17 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from federation import Federation, build_federation
+from federation import Federation, build_federation, load_synthetic, true_ids
 from sqlalchemy import func, select
 
 from node.errors import RemoteRefusal
 from node.matching.followup import list_matches
 from node.matching.rounds import run_round
 from node.services.exchange import send_request
-from node.services.ingest import ingest_file
-from node.services.synth import generate_federation, write_rows
 from node.storage.models.matching import LinkageRound, LinkageRow, PeerEncoding
-from node.storage.models.records import CasePerson, Person
 
 
 @pytest.fixture
@@ -24,20 +21,8 @@ def fed(make_home: Callable[..., Path], database_url: str | None, tmp_path: Path
     fed = build_federation(
         make_home, [("nld", "NLD"), ("rou", "ROU"), ("ukr", "UKR")], database_url=database_url
     )
-    rows = generate_federation(["NLD", "ROU"], 300, seed=12, overlap=0.3, include_truth=True)
-    for node_id, country in (("nld", "NLD"), ("rou", "ROU")):
-        path = tmp_path / f"{node_id}.csv"
-        write_rows(rows[country], path)
-        ingest_file(fed.nodes[node_id], path)
+    load_synthetic(fed, tmp_path, ["nld", "rou"], 300, seed=12, overlap=0.3, include_truth=True)
     return fed
-
-
-def _truth(fed: Federation, node_id: str) -> dict[str, str]:
-    with fed.nodes[node_id].db.read() as session:
-        query = select(Person.person_id, CasePerson.synth_true_id).join(
-            CasePerson, CasePerson.person_id == Person.id
-        )
-        return {ref: true_id for ref, true_id in session.execute(query)}
 
 
 def _count(fed: Federation, node_id: str, model: object) -> int:
@@ -52,7 +37,7 @@ def test_a_unit_finds_the_same_matches_and_keeps_no_encodings(fed: Federation) -
     here = {m["match_id"]: m for m in list_matches(fed.nodes["nld"])}
     there = {m["match_id"]: m for m in list_matches(fed.nodes["rou"])}
     assert here and set(here) == set(there)
-    truth_a, truth_b = _truth(fed, "nld"), _truth(fed, "rou")
+    truth_a, truth_b = true_ids(fed.nodes["nld"]), true_ids(fed.nodes["rou"])
     likely = [m for m in here.values() if m["band"] == "likely"]
     right = sum(truth_a[m["prs_PersonId"]] == truth_b[there[m["match_id"]]["prs_PersonId"]] for m in likely)
     assert likely and right / len(likely) > 0.9
