@@ -16,6 +16,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,20 @@ def delivery_lock(home: Path) -> Any:
 def round_lock(home: Path, peer: str) -> Any:
     """Held while a matching round with ``peer`` runs, by the job or by ``palermo match run``."""
     return _flock(home / f"match-{peer}.lock", wait=False)
+
+
+def features_lock(home: Path) -> Any:
+    """Held while cached matching features are written, by a round or by the prepare job."""
+    return _flock(home / "features.lock", wait=True)
+
+
+def prepare_features(node: NodeContext) -> None:
+    """Keep the matching features of new and changed persons computed ahead of the next round."""
+    from node.matching.local import prepare
+
+    report = prepare(node)
+    if report["computed"]:
+        log.info("matching features prepared", extra={"job": "prepare", **report})
 
 
 def match_with(peer: str) -> Any:
@@ -119,6 +134,14 @@ def build_scheduler(node: NodeContext) -> Any:
         id="checkpoint",
     )
     scheduler.add_job(_guarded(forget_seen_ids, node), "interval", seconds=600, id="forget-seen")
+    if settings.match_prepare_minutes:
+        scheduler.add_job(
+            _guarded(prepare_features, node),
+            "interval",
+            minutes=settings.match_prepare_minutes,
+            next_run_time=datetime.now(UTC),
+            id="prepare",
+        )
     for peer, hours in sorted(settings.match_schedule_hours.items()):
         scheduler.add_job(_guarded(match_with(peer), node), "interval", hours=hours, id=f"match-{peer}")
     return scheduler

@@ -42,6 +42,7 @@ class Settings:
     match_max_rounds_per_day: int = 24
     match_workers: int = 0  # processes for PSI and comparison; 0: one per core
     match_schedule_hours: dict[str, float] = field(default_factory=dict)
+    match_prepare_minutes: int = 10  # 0: features are computed only when a round needs them
     psi_selectors_per_record: int = 32
     psi_max_points: int = 2_000_000
     default_matchable: bool = False
@@ -142,6 +143,8 @@ def _validate(settings: Settings) -> None:
             raise ConfigurationError(f"settings: {name} must be positive")
     if settings.match_workers < 0:
         raise ConfigurationError("settings: match_workers must be 0 (one per core) or more")
+    if settings.match_prepare_minutes < 0:
+        raise ConfigurationError("settings: match_prepare_minutes must be 0 (off) or more")
     schedule = settings.match_schedule_hours
     if not isinstance(schedule, dict) or not all(
         isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) and v > 0
@@ -193,6 +196,7 @@ match_workers = 0               # processes for PSI and comparisons; 0: one per 
 psi_selectors_per_record = 32   # a peer's PSI request may hold at most this many selectors per record it declares
 psi_max_points = 2000000
 match_schedule_hours = {{}}       # peers matched on a schedule, e.g. {{ "nl-focal" = 24 }}
+match_prepare_minutes = 10      # compute new persons' matching features this often (0: only in rounds)
 
 [log]
 checkpoint_interval_seconds = 300

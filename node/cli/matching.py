@@ -67,6 +67,23 @@ def _render_round(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@match_group.command("prepare")
+@json_option
+@click.pass_context
+def prepare(ctx: click.Context, as_json: bool) -> None:
+    """Compute the matching features of new and changed persons now (the scheduler does it too)."""
+    from node.matching.local import prepare as prepare_features
+
+    emit(
+        prepare_features(open_node_from_ctx(ctx)),
+        as_json,
+        lambda r: (
+            f"matching features ready for {r['persons']:,} persons: {r['computed']:,} computed now, "
+            f"{r['cached']:,} already cached ({r['seconds']:.1f} s)"
+        ),
+    )
+
+
 @match_group.command("rounds")
 @click.option("--peer", "peer_id", default=None, help="Only rounds with this peer.")
 @json_option

@@ -267,7 +267,7 @@ def _compare_candidates(
     the interpreter lock inside its sorts, searches and bit counts); keep the pairs whose pattern
     ``keep`` marks."""
     clock.start("indexing")
-    index = CandidateIndex(b, scheme, window=WINDOW)
+    index = CandidateIndex(b, scheme, window=WINDOW, workers=workers)
     clock.start("candidates")
     starts = range(0, len(a), CHUNK_ROWS)
     parts: list[_Compared] = []

@@ -61,7 +61,7 @@ class Features:
         content = {
             "birth_year": self.birth_year,
             "fields": {name: list(values) for name, values in sorted(self.fields.items())},
-            "selectors": [[s.kind, s.value.hex(), s.form, s.swapped] for s in self.selectors],
+            "selectors": [[s.kind, s.value.hex(), s.form] for s in self.selectors],
         }
         data = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
         return hashlib.blake2b(data, digest_size=32, person=FINGERPRINT_PERSON).digest()

@@ -10,17 +10,20 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
 
 from node.matching.engine import encode
 from node.matching.features import Features, features
+from node.matching.gcpause import gc_paused_call
 from node.matching.pairing import Pairing
-from node.matching.people import content_hashes, person_rows
+from node.matching.people import Eligible, content_hashes, eligible, person_rows
 from node.storage.models.matching import PersonFeatures
 from protocol.canonical import b64decode, b64encode
 from protocol.encoding import EncodedBatch
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from node.context import NodeContext
 
 CHUNK = 500
+SCAN_FROM = 50_000  # from this many persons (a whole register, not a page) the cache is read in one pass
 PARALLEL_FROM = 4000  # fewer missing persons than this are computed in this process
 _WORK_CHUNK = 2000
 
@@ -38,7 +42,7 @@ def to_json(feat: Features) -> str:
     data = {
         "f": feat.fields,
         "y": feat.birth_year,
-        "s": [[s.kind, b64encode(s.value), s.form, s.swapped] for s in feat.selectors],
+        "s": [[s.kind, b64encode(s.value), s.form] for s in feat.selectors],
     }
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
@@ -46,8 +50,7 @@ def to_json(feat: Features) -> str:
 def from_json(text: str) -> Features:
     data = json.loads(text)
     selectors = tuple(
-        Selector(kind, b64decode(value, what="selector"), form, swapped)
-        for kind, value, form, swapped in data["s"]
+        Selector(kind, b64decode(value, what="selector"), form) for kind, value, form in data["s"]
     )
     return Features(fields=data["f"], birth_year=data["y"], selectors=selectors)
 
@@ -57,22 +60,47 @@ def _compute(rows: list[dict[str, Any]], country: str) -> list[str]:
     return [to_json(features(row, default_region=country)) for row in rows]
 
 
-def load_features(node: NodeContext, refs: Sequence[str]) -> tuple[list[str], list[Features]]:
-    """The persons of ``refs`` still held, in order, and their features (cached or computed now).
+@gc_paused_call
+def load_features(
+    node: NodeContext, persons: Sequence[str] | Sequence[Eligible]
+) -> tuple[list[str], list[Features]]:
+    """The persons still held, in order, and their features (cached or computed now).
 
-    Runs its own transactions: call it outside any other.
+    ``persons`` are references (their content hashes are read here) or :class:`Eligible` persons
+    as :func:`~node.matching.people.eligible` gives them. Runs its own transactions: call it
+    outside any other.
     """
+    held, cached, fresh = _cache(node, persons)
+    return held, [from_json(cached.get(ref) or fresh[ref]) for ref in held]
+
+
+@gc_paused_call
+def prepare(node: NodeContext) -> dict[str, Any]:
+    """Compute the features of every eligible person not yet cached (or changed since), so that the
+    next round starts from the cache. ``palermo match prepare`` and a scheduled job call it."""
+    started = time.monotonic()
     with node.db.read() as session:
-        hashes = content_hashes(session, list(refs))
+        persons = eligible(session)
+    held, cached, fresh = _cache(node, persons)
+    return {
+        "persons": len(held),
+        "computed": len(fresh),
+        "cached": len(cached),
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def _cache(
+    node: NodeContext, persons: Sequence[str] | Sequence[Eligible]
+) -> tuple[list[str], dict[str, str], dict[str, str]]:
+    """(persons still held, cached features JSON by person, features JSON computed and cached now
+    by person)."""
+    known = {p.person_ref: p.content_hash for p in persons if isinstance(p, Eligible)}
+    refs = [p.person_ref if isinstance(p, Eligible) else p for p in persons]
+    with node.db.read() as session:
+        hashes = known if len(known) == len(refs) else content_hashes(session, refs)
         held = [ref for ref in refs if ref in hashes]
-        cached: dict[str, str] = {}
-        for start in range(0, len(held), CHUNK):
-            query = select(PersonFeatures.person_ref, PersonFeatures.content_hash, PersonFeatures.data).where(
-                PersonFeatures.person_ref.in_(held[start : start + CHUNK])
-            )
-            cached.update(
-                {ref: data for ref, digest, data in session.execute(query) if digest == hashes[ref]}
-            )
+        cached = _cached(session, held, hashes)
         missing = [ref for ref in held if ref not in cached]
         rows = person_rows(session, missing)
     computed = _compute_all(
@@ -80,7 +108,10 @@ def load_features(node: NodeContext, refs: Sequence[str]) -> tuple[list[str], li
     )
     fresh = dict(zip(missing, computed, strict=True))
     if fresh:
-        with node.db.transaction() as session:
+        from node.jobs import features_lock
+
+        # A round and the scheduled job may fill the cache at once: one writer at a time.
+        with features_lock(node.settings.home), node.db.transaction() as session:
             items = list(fresh.items())
             for start in range(0, len(items), CHUNK):
                 part = items[start : start + CHUNK]
@@ -91,7 +122,25 @@ def load_features(node: NodeContext, refs: Sequence[str]) -> tuple[list[str], li
                     insert(PersonFeatures),
                     [{"person_ref": r, "content_hash": hashes[r], "data": d} for r, d in part],
                 )
-    return held, [from_json(cached.get(ref) or fresh[ref]) for ref in held]
+    return held, cached, fresh
+
+
+def _cached(session: Session, held: Sequence[str], hashes: dict[str, str]) -> dict[str, str]:
+    """Cached features JSON of the persons in ``held`` whose content is unchanged: many at once by
+    one pass over the cache, a few by key."""
+    wanted = set(held)
+    columns = (PersonFeatures.person_ref, PersonFeatures.content_hash, PersonFeatures.data)
+    if len(held) >= SCAN_FROM:
+        rows: Iterable[Any] = session.execute(select(*columns))
+    else:
+        rows = (
+            row
+            for start in range(0, len(held), CHUNK)
+            for row in session.execute(
+                select(*columns).where(PersonFeatures.person_ref.in_(held[start : start + CHUNK]))
+            )
+        )
+    return {ref: data for ref, digest, data in rows if ref in wanted and digest == hashes[ref]}
 
 
 def _compute_all(rows: list[dict[str, Any]], country: str, workers: int) -> list[str]:
@@ -126,12 +175,16 @@ def selector_table(refs: Sequence[str], feats: Sequence[Features]) -> SelectorTa
     return SelectorTable(values=values, owners=[owners[v] for v in values])
 
 
-def bucket(table: SelectorTable, keyed: Pairing, index: int, buckets: int) -> SelectorTable:
-    """The part of ``table`` in PSI bucket ``index`` of ``buckets``."""
+def split(table: SelectorTable, keyed: Pairing, buckets: int) -> list[SelectorTable]:
+    """``table`` split into its ``buckets`` PSI buckets (SPEC 12.2), in bucket order."""
     if buckets == 1:
-        return table
-    chosen = [i for i, v in enumerate(table.values) if keyed.bucket(v, buckets) == index]
-    return SelectorTable(values=[table.values[i] for i in chosen], owners=[table.owners[i] for i in chosen])
+        return [table]
+    parts: list[SelectorTable] = [SelectorTable(values=[], owners=[]) for _ in range(buckets)]
+    for value, owners in zip(table.values, table.owners, strict=True):
+        part = parts[keyed.bucket(value, buckets)]
+        part.values.append(value)
+        part.owners.append(owners)
+    return parts
 
 
 def encode_persons(pairing: Pairing, refs: Sequence[str], feats: Sequence[Features]) -> EncodedBatch:

@@ -20,7 +20,7 @@ from protocol.canonical import sha256_hex
 from protocol.htcds import FIELDS
 
 # Bumped whenever what a person's features are made of changes, so peers get fresh encodings.
-FEATURES_VERSION = "1"
+FEATURES_VERSION = "2"  # 2: one name_dob selector a person
 PERSON_COLUMNS = {spec.attr: spec.name for spec in FIELDS.values() if spec.group == "person"}
 _CHUNK = 500
 

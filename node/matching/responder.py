@@ -8,6 +8,7 @@ stores the candidates the initiator found, by its own persons.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from node.context import NodeContext
 from node.errors import PeerRefusal
 from node.matching import local, store
+from node.matching.gcpause import gc_paused_call
 from node.matching.pairing import Pairing, acceptable_epochs, pairing
 from node.matching.people import content_hashes, count_eligible, eligible
 from node.services import exchange_log
@@ -29,18 +31,21 @@ from protocol import psi
 from protocol.canonical import b64encode
 from protocol.encoding import MAX_ROWS, Layout, batch_to_payload
 from protocol.envelope import Message
-from protocol.errors import MalformedError
+from protocol.errors import MalformedError, ProtocolError
 
 DAY = 86_400
 PAGE_ROWS = MAX_ROWS
+_TABLES_LOCK = threading.Lock()
 
 
 def _refuse(message: str, code: str, status: int = 422) -> PeerRefusal:
     return PeerRefusal(message, code=code, http_status=status)
 
 
-def _running_round(session: Session, round_id: str, peer: str) -> MatchRound:
-    found = session.get(MatchRound, round_id)
+def _running_round(session: Session, round_id: str, peer: str, *, lock: bool = False) -> MatchRound:
+    """The running round ``round_id`` that ``peer`` opened (locked until the transaction ends if
+    ``lock``: its stats are about to be updated by one of several concurrent requests)."""
+    found = session.get(MatchRound, round_id, with_for_update=lock)
     if found is None or found.peer != peer or found.role != "responder":
         raise _refuse("no matching round with that id was opened by this peer", "match_unknown_round", 404)
     if found.status != "running":
@@ -97,11 +102,12 @@ def open_round(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]
 
 
 def _round_of_session(session: Session, session_id: bytes, peer: str) -> tuple[MatchRound, int, int]:
-    """The running round of ``peer`` and the bucket this PSI session id belongs to (SPEC 12.2)."""
+    """The running round of ``peer`` and the bucket this PSI session id belongs to (SPEC 12.2),
+    locked until the transaction ends."""
     rounds = session.scalars(
-        select(MatchRound).where(
-            MatchRound.peer == peer, MatchRound.role == "responder", MatchRound.status == "running"
-        )
+        select(MatchRound)
+        .where(MatchRound.peer == peer, MatchRound.role == "responder", MatchRound.status == "running")
+        .with_for_update()
     )
     for found in rounds:
         stats = found.stats or {}
@@ -123,82 +129,71 @@ def _check_unit(node: NodeContext, mode: str, unit: str, peer: str) -> None:
         raise _refuse("the round's linkage unit is not a third member with that role", "unknown_linkage_unit")
 
 
-def _round_table(node: NodeContext, round_id: str, refs: list[str]) -> local.SelectorTable:
-    """All own selectors of a round, computed once per process for the round's buckets."""
-    tables: dict[str, local.SelectorTable] = node.cache.setdefault("psi_round_tables", {})
-    if round_id not in tables:
-        tables.clear()  # one round at a time per peer; keep only the latest
-        tables[round_id] = local.selector_table(*local.load_features(node, refs))
-    return tables[round_id]
+def _round_buckets(
+    node: NodeContext, round_id: str, keyed: Pairing, buckets: int
+) -> list[local.SelectorTable]:
+    """Own selectors of a round split into its PSI buckets, computed once per process and round."""
+    with _TABLES_LOCK:  # a round's sessions may arrive at once in two threads
+        tables: dict[str, list[local.SelectorTable]] = node.cache.setdefault("psi_round_tables", {})
+        if round_id not in tables:
+            with node.db.read() as session:
+                persons = eligible(session)
+            table = local.selector_table(*local.load_features(node, persons))
+            tables.clear()  # one round at a time per peer; keep only the latest
+            tables[round_id] = local.split(table, keyed, buckets)
+        return tables[round_id]
 
 
 @handler("psi.request")
+@gc_paused_call
 def psi_request(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:
+    """Answer one PSI session of a round. The session and its selectors are claimed against the
+    round's allowance in one locked transaction before any work, so requests sent at once (a
+    round's buckets, or a hostile peer's copies) can never together exceed it."""
     peer, now = message.header.sender, node.clock()
     request = psi.parse_request(message.payload, max_points=node.settings.psi_max_points)
     session_hex = request.session_id.hex()
-    with node.db.read() as session:
-        found, index, buckets = _round_of_session(session, request.session_id, peer)
-        if session.get(PsiSession, session_hex) is not None:
-            raise _refuse("this PSI session was already answered", "psi_session_used", 409)
-        used = session.execute(
-            select(func.count(func.distinct(PsiSession.round_id))).where(
-                PsiSession.peer == peer,
-                PsiSession.created_at > now - DAY,
-                PsiSession.round_id != found.round_id,
-            )
-        ).scalar_one()
-        stats = found.stats or {}
-        declared_by_peer = int(stats.get("peer_records", 0))
-        psi.check_request_limits(
-            request,
-            selectors_per_record=node.settings.psi_selectors_per_record,
-            sessions_used=used,
-            max_sessions=node.settings.match_max_rounds_per_day,
-            record_cap=declared_by_peer,
-        )
-        total = int(stats.get("psi_peer_selectors", 0)) + len(request.points)
-        allowance = node.settings.psi_selectors_per_record * min(request.record_count, declared_by_peer)
-        if total > allowance:  # the round's sessions together stay within the same allowance
-            raise psi.LimitError(
-                f"{total} selectors in this round exceed the allowance of {allowance}",
-                code=psi.TOO_MANY_SELECTORS,
-            )
-        persons = eligible(session)
-        keyed = pairing(node, peer, found.epoch)
-        declared = int(stats.get("own_records", len(persons)))
-        round_id = found.round_id
-    table = local.bucket(_round_table(node, round_id, [p.person_ref for p in persons]), keyed, index, buckets)
-    started = time.monotonic()
-    scalar = psi.new_scalar(node.random_bytes(psi.SCALAR_SEED_SIZE))
-    seed = node.random_bytes(psi.SHUFFLE_SEED_SIZE)
-    answer = responder_answer(
-        request, table.values, scalar=scalar, shuffle_seed=seed, workers=node.settings.match_workers or None
-    )
-    del scalar
-    response = answer.response(request, record_count=declared)
-    blinded = answer.blinded
     with node.db.transaction() as session:
-        if session.get(PsiSession, session_hex) is not None:  # a concurrent copy of the same request
-            raise _refuse("this PSI session was already answered", "psi_session_used", 409)
-        session.add(
-            PsiSession(
-                session_id=session_hex,
-                peer=peer,
-                round_id=round_id,
-                bucket=index,
-                created_at=now,
-                status="answered",
-                request_count=len(request.points),
-                owners=[[list(pair) for pair in holders] for holders in table.owners],
-                shuffle_seed=seed,
-            )
+        found, index, buckets = _round_of_session(session, request.session_id, peer)
+        _claim_session(node, session, found, request, index=index, now=now)
+        keyed = pairing(node, peer, found.epoch)
+        declared = int((found.stats or {})["own_records"])
+        round_id = found.round_id
+    try:
+        table = _round_buckets(node, round_id, keyed, buckets)[index]
+        started = time.monotonic()
+        scalar = psi.new_scalar(node.random_bytes(psi.SCALAR_SEED_SIZE))
+        seed = node.random_bytes(psi.SHUFFLE_SEED_SIZE)
+        answer = responder_answer(
+            request,
+            table.values,
+            scalar=scalar,
+            shuffle_seed=seed,
+            workers=node.settings.match_workers or None,
         )
-        current = session.get(MatchRound, round_id)
-        previous = (current.stats if current else None) or {}
+        del scalar
+        response = answer.response(request, record_count=declared)
+    except ProtocolError:  # points outside the group: nothing was answered, the claim is undone
+        with node.db.transaction() as session:
+            _release_session(session, round_id, session_hex, len(request.points))
+        raise
+    except BaseException:  # the claim stays spent: a failure must not give selectors back to retry
+        with node.db.transaction() as session:
+            session.execute(
+                update(PsiSession).where(PsiSession.session_id == session_hex).values(status="failed")
+            )
+        raise
+    with node.db.transaction() as session:
+        claimed = session.get(PsiSession, session_hex)
+        assert claimed is not None
+        claimed.status, claimed.shuffle_seed = "answered", seed
+        claimed.owners = [[list(pair) for pair in holders] for holders in table.owners]
+        current = session.scalars(
+            select(MatchRound).where(MatchRound.round_id == round_id).with_for_update()
+        ).one()
+        previous = current.stats or {}
         store.update_round(session, round_id, stage="psi", stats={
-            "psi_peer_selectors": previous.get("psi_peer_selectors", 0) + len(request.points),
-            "psi_own_selectors": previous.get("psi_own_selectors", 0) + len(blinded),
+            "psi_own_selectors": previous.get("psi_own_selectors", 0) + len(answer.blinded),
             "psi_seconds": round(previous.get("psi_seconds", 0) + time.monotonic() - started, 3),
         })  # fmt: skip
         exchange_log.append(
@@ -210,19 +205,74 @@ def psi_request(node: NodeContext, message: Message) -> tuple[str, dict[str, Any
             message_id=message.header.id,
             message_type="psi.request",
             outcome="answered",
-            detail={"peer_selectors": len(request.points), "own_selectors": len(blinded)},
+            detail={"peer_selectors": len(request.points), "own_selectors": len(answer.blinded)},
         )
     return "psi.response", response.to_payload()
 
 
+def _release_session(session: Session, round_id: str, session_hex: str, points: int) -> None:
+    """Undo :func:`_claim_session` for a request refused as a whole."""
+    session.execute(delete(PsiSession).where(PsiSession.session_id == session_hex))
+    found = session.get(MatchRound, round_id, with_for_update=True)
+    if found is not None:
+        spent = int((found.stats or {}).get("psi_peer_selectors", 0))
+        store.update_round(session, round_id, stats={"psi_peer_selectors": max(0, spent - points)})
+
+
+def _claim_session(
+    node: NodeContext, session: Session, found: MatchRound, request: psi.PSIRequest, *, index: int, now: int
+) -> None:
+    """Check the request against the node's limits and the round's allowance, then record the
+    session as being answered and its selectors as spent (``found`` is locked by the caller)."""
+    peer, session_hex = found.peer, request.session_id.hex()
+    if session.get(PsiSession, session_hex) is not None:
+        raise _refuse("this PSI session was already answered", "psi_session_used", 409)
+    used = session.execute(
+        select(func.count(func.distinct(PsiSession.round_id))).where(
+            PsiSession.peer == peer,
+            PsiSession.created_at > now - DAY,
+            PsiSession.round_id != found.round_id,
+        )
+    ).scalar_one()
+    stats = found.stats or {}
+    declared_by_peer = int(stats.get("peer_records", 0))
+    psi.check_request_limits(
+        request,
+        selectors_per_record=node.settings.psi_selectors_per_record,
+        sessions_used=used,
+        max_sessions=node.settings.match_max_rounds_per_day,
+        record_cap=declared_by_peer,
+    )
+    total = int(stats.get("psi_peer_selectors", 0)) + len(request.points)
+    allowance = node.settings.psi_selectors_per_record * min(request.record_count, declared_by_peer)
+    if total > allowance:  # the round's sessions together stay within the same allowance
+        raise psi.LimitError(
+            f"{total} selectors in this round exceed the allowance of {allowance}",
+            code=psi.TOO_MANY_SELECTORS,
+        )
+    session.add(
+        PsiSession(
+            session_id=session_hex,
+            peer=peer,
+            round_id=found.round_id,
+            bucket=index,
+            created_at=now,
+            status="answering",
+            request_count=len(request.points),
+        )
+    )
+    store.update_round(session, found.round_id, stage="psi", stats={"psi_peer_selectors": total})
+
+
 @handler("psi.result")
+@gc_paused_call
 def psi_result(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:
     peer = message.header.sender
     with node.db.transaction() as session:
         state = session.get(PsiSession, _session_hex(message.payload))
         if state is None or state.peer != peer or state.status != "answered" or state.owners is None:
             raise _refuse("no PSI session of this peer is waiting for a result", "psi_unknown_session", 404)
-        found = _running_round(session, state.round_id, peer)
+        found = _running_round(session, state.round_id, peer, lock=True)
         result = psi.parse_result(
             message.payload,
             session_id=bytes.fromhex(state.session_id),
@@ -250,6 +300,7 @@ def _session_hex(payload: Any) -> str:
 
 
 @handler("encodings.request")
+@gc_paused_call
 def encodings_request(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:
     fields = messages.check("encodings.request", message.payload)
     peer, page = message.header.sender, fields["page"]
@@ -312,6 +363,7 @@ def _plan_sending(session: Session, keyed: Pairing, peer_state: str) -> dict[str
 
 
 @handler("encodings.forward")
+@gc_paused_call
 def forward_encodings(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:
     """Linkage-unit mode: send every eligible person's encoding to the round's unit, page by page."""
     from node.matching.unit import send_encodings
@@ -327,7 +379,7 @@ def forward_encodings(node: NodeContext, message: Message) -> tuple[str, dict[st
         store.update_round(session, found.round_id, stage="encodings", stats={"forwarded": 0})
         keyed, round_id, unit = pairing(node, peer, found.epoch), found.round_id, fields["unit"]
         persons = eligible(session)
-    refs, feats = local.load_features(node, [p.person_ref for p in persons])
+    refs, feats = local.load_features(node, persons)
     send_encodings(node, unit, round_id, keyed, refs, feats)
     with node.db.transaction() as session:
         store.update_round(session, round_id, stats={"forwarded": len(refs), "encodings_sent": len(refs)})
@@ -345,6 +397,7 @@ def _owners(session: Session, node: NodeContext, found: MatchRound, handles: lis
 
 
 @handler("match.candidates")
+@gc_paused_call
 def candidates(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:
     fields = messages.check("match.candidates", message.payload)
     peer, now = message.header.sender, node.clock()

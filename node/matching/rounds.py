@@ -8,8 +8,10 @@ with its error code and leaves every match found before untouched.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +22,7 @@ from node.context import NodeContext
 from node.errors import NodeError, OperatorError, PeerRefusal
 from node.matching import local, store
 from node.matching.engine import Candidate, link
+from node.matching.gcpause import gc_paused
 from node.matching.pairing import Pairing, current_epoch, pairing, state_digest
 from node.matching.people import eligible
 from node.matching.unit import send_encodings
@@ -76,7 +79,7 @@ def run_round(
 
     keyed = pairing(node, peer_id, current_epoch(node))
     try:
-        with round_lock(node.settings.home, peer_id):
+        with round_lock(node.settings.home, peer_id), gc_paused():
             return _locked_round(node, keyed, unit, progress)
     except NodeError as e:
         if e.code == "locked":
@@ -155,8 +158,8 @@ def _run(node: NodeContext, keyed: Pairing, current: Round, progress: Progress |
     timeout = node.settings.match_timeout_seconds
     with _stage(node, current, "features", progress):
         with node.db.read() as session:
-            refs = [p.person_ref for p in eligible(session)]
-        refs, feats = local.load_features(node, refs)
+            persons = eligible(session)
+        refs, feats = local.load_features(node, persons)
     current.stats["own_records"] = len(refs)
     with _stage(node, current, "open", progress):
         opened = send_request(node, keyed.peer, "match.open", {
@@ -193,10 +196,13 @@ def _direct(
     progress: Progress | None,
 ) -> list[Found]:
     """Direct mode: bring the peer's encodings up to date here and compare them with our own."""
-    with _stage(node, current, "encodings", progress):
-        _fetch_encodings(node, keyed, current, progress)
-    with _stage(node, current, "encode", progress):
-        own = local.encode_persons(keyed, refs, feats)
+    with ThreadPoolExecutor(1, thread_name_prefix="encode") as background:
+        # Own rows are encoded while the peer prepares its pages: this process mostly waits then.
+        encoding = background.submit(local.encode_persons, keyed, refs, feats)
+        with _stage(node, current, "encodings", progress):
+            _fetch_encodings(node, keyed, current, progress)
+        with _stage(node, current, "encode", progress):
+            own = encoding.result()
     with _stage(node, current, "compare", progress), node.db.read() as session:
         theirs = store.peer_batch(session, keyed.peer, keyed.epoch, keyed.layout)
         found = _compare(node, keyed, current, own, theirs, refs, exact, progress)
@@ -281,14 +287,18 @@ def _psi(
     current.stats.update(
         psi_own_selectors=len(table.values), psi_peer_selectors=0, psi_matched=0, psi_sessions=0
     )
-    out: list[tuple[str, bytes, str]] = []
-    with point_pool(node.settings.match_workers or None) as pool:
-        for index in range(buckets):
-            part = local.bucket(table, keyed, index, buckets)
-            if part.values:
-                session_id = messages.psi_session_id(current.round_id, index)
-                out += _psi_session(node, keyed, current, part, session_id, len(refs), peer_records, pool)
-    return out
+    parts = [(index, part) for index, part in enumerate(local.split(table, keyed, buckets)) if part.values]
+    lock = threading.Lock()
+
+    def session(index: int, part: local.SelectorTable) -> list[tuple[str, bytes, str]]:
+        session_id = messages.psi_session_id(current.round_id, index)
+        return _psi_session(node, keyed, current, part, session_id, len(refs), peer_records, pool, lock)
+
+    # Two sessions in flight: while the peer answers one, this node blinds the next, so neither
+    # side's single-threaded steps (messages, checks, storage) leave a core idle.
+    with point_pool(node.settings.match_workers or None) as pool, ThreadPoolExecutor(2) as sessions:
+        found = list(sessions.map(lambda item: session(*item), parts))
+    return [pair for pairs in found for pair in pairs]
 
 
 def _psi_session(
@@ -300,6 +310,7 @@ def _psi_session(
     records: int,
     peer_records: int,
     pool: Any,
+    lock: threading.Lock,
 ) -> list[tuple[str, bytes, str]]:
     timeout = node.settings.match_timeout_seconds
     scalar = psi.new_scalar(node.random_bytes(psi.SCALAR_SEED_SIZE))
@@ -337,9 +348,10 @@ def _psi_session(
             outcome="answered",
             detail={"own_selectors": len(table.values), "peer_selectors": len(response.blinded)},
         )
-    current.stats["psi_peer_selectors"] += len(response.blinded)
-    current.stats["psi_matched"] += len(matched.own)
-    current.stats["psi_sessions"] += 1
+    with lock:
+        current.stats["psi_peer_selectors"] += len(response.blinded)
+        current.stats["psi_matched"] += len(matched.own)
+        current.stats["psi_sessions"] += 1
     handed = send_request(node, keyed.peer, "psi.result", result.to_payload(), timeout=timeout)
     reply = _reply(handed.reply.payload, "psi.handles")
     if reply["session_id"] != session_id.hex() or len(reply["handles"]) != len(result.positions):
@@ -358,13 +370,13 @@ def _psi_session(
 
 
 def _fetch_encodings(node: NodeContext, keyed: Pairing, current: Round, progress: Progress | None) -> None:
-    """Bring what is held of the peer's encodings up to date, page by page."""
+    """Bring what is held of the peer's encodings up to date, page by page; the next page is asked
+    for while this one is stored."""
     with node.db.transaction() as session:
         store.drop_other_epochs(session, keyed.peer, keyed.epoch)
         state = state_digest(store.peer_entries(session, keyed.peer, keyed.epoch))
-    received = removed = page = 0
-    full = False
-    while True:
+
+    def fetch(page: int) -> tuple[dict[str, Any], EncodedBatch]:
         payload = {"round_id": current.round_id, "epoch": keyed.epoch, "page": page, "state": state}
         answered = send_request(
             node, keyed.peer, "encodings.request", payload, timeout=node.settings.match_timeout_seconds
@@ -373,25 +385,31 @@ def _fetch_encodings(node: NodeContext, keyed: Pairing, current: Round, progress
         if reply["round_id"] != current.round_id or reply["page"] != page:
             raise PeerRefusal("the peer sent another page", code="encoding_bad_page", http_status=502)
         try:
-            batch = batch_from_payload(reply["encodings"], epoch=keyed.epoch, layout=keyed.layout)
+            return reply, batch_from_payload(reply["encodings"], epoch=keyed.epoch, layout=keyed.layout)
         except ProtocolError as e:
             raise PeerRefusal(
                 f"the peer's encodings are invalid: {e.message}", code=e.code, http_status=502
             ) from e
-        with node.db.transaction() as session:
-            store.apply_batch(
-                session, keyed.peer, keyed.epoch, batch, removed=reply["removed"], full=reply["full"]
-            )
-        received, removed, full = (
-            received + len(batch),
-            removed + len(reply["removed"]),
-            full or reply["full"],
-        )
-        if progress:
-            progress("encodings", received, received + (0 if reply["last"] else 1))
-        if reply["last"]:
-            break
-        page += 1
+
+    received = removed = page = 0
+    full = False
+    with ThreadPoolExecutor(1, thread_name_prefix="encodings") as fetcher:
+        pending = fetcher.submit(fetch, 0)
+        while True:
+            reply, batch = pending.result()
+            if not reply["last"]:
+                pending = fetcher.submit(fetch, page + 1)
+            with node.db.transaction() as session:
+                store.apply_batch(
+                    session, keyed.peer, keyed.epoch, batch, removed=reply["removed"], full=reply["full"]
+                )
+            received, removed = received + len(batch), removed + len(reply["removed"])
+            full = full or reply["full"]
+            if progress:
+                progress("encodings", received, received + (0 if reply["last"] else 1))
+            if reply["last"]:
+                break
+            page += 1
     current.stats.update(encodings_received=received, encodings_removed=removed, encodings_full=full)
 
 

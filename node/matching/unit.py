@@ -21,6 +21,7 @@ from node.errors import PeerRefusal
 from node.matching import local, store
 from node.matching.engine import link
 from node.matching.features import Features
+from node.matching.gcpause import gc_paused_call
 from node.matching.pairing import Pairing
 from node.services.directory import current_directory
 from node.services.exchange import send_request
@@ -77,6 +78,7 @@ def _open_round(session: Session, round_id: str, sender: str) -> tuple[LinkageRo
 
 
 @handler("linkage.encodings")
+@gc_paused_call
 def encodings(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:
     fields = messages.check("linkage.encodings", message.payload)
     with node.db.transaction() as session:
@@ -109,6 +111,7 @@ def encodings(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]
 
 
 @handler("linkage.compare")
+@gc_paused_call
 def compare(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:
     fields = messages.check("linkage.compare", message.payload)
     with node.db.read() as session:

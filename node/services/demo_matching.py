@@ -45,7 +45,7 @@ def run(nodes: dict[str, NodeContext], say: Say, *, step: int) -> dict[str, Any]
     return {"rounds": rounds, "cross_script": examples, "review": review}
 
 
-def _truth(node: NodeContext) -> dict[str, str]:
+def true_identities(node: NodeContext) -> dict[str, str]:
     """The hidden true identity of every person that may be matched."""
     from node.matching.people import eligible
 
@@ -65,7 +65,7 @@ def _score(
     a: NodeContext, b: NodeContext, here: list[dict[str, Any]], there: list[dict[str, Any]]
 ) -> dict[str, int]:
     """How many likely matches are the same person, and how many people on both sides were found."""
-    truth_a, truth_b = _truth(a), _truth(b)
+    truth_a, truth_b = true_identities(a), true_identities(b)
     other = {m["match_id"]: m["prs_PersonId"] for m in there}
     right = [
         m

@@ -16,6 +16,7 @@ Candidate pairs come out as numpy index arrays, one A-chunk at a time, never as 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import nacl.bindings
@@ -245,17 +246,21 @@ class CandidateIndex:
     """Side B's band keys, sorted once, to find the candidates of any rows of A (threads may share
     one index: :meth:`pairs` only reads it)."""
 
-    def __init__(self, b: EncodedBatch, scheme: LshScheme, *, window: int = 1) -> None:
+    def __init__(self, b: EncodedBatch, scheme: LshScheme, *, window: int = 1, workers: int = 1) -> None:
+        """Index ``b``; ``workers`` threads sort the bands (numpy releases the interpreter lock)."""
         if not isinstance(window, int) or not 0 <= window <= 20:
             raise InvalidRequestError(
                 "the birth-year window must be 0 to 20 years", code="encoding_bad_blocking"
             )
         self.scheme, self.window, self.nb = scheme, window, max(1, len(b))
         self.bands: list[list[_BandIndex]] = []
-        for r, rule in enumerate(scheme.rules):
-            kb = np.concatenate([scheme.keys(b, r, o) for o in rule.orders])
-            yb = np.tile(b.years, len(rule.orders))
-            self.bands.append([_BandIndex(kb[:, band], yb, rule) for band in range(kb.shape[1])])
+        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="index") as pool:
+            for r, rule in enumerate(scheme.rules):
+                kb = np.concatenate([scheme.keys(b, r, o) for o in rule.orders])
+                yb = np.tile(b.years, len(rule.orders))
+                bands = pool.map(lambda band, kb=kb, yb=yb, rule=rule: _BandIndex(kb[:, band], yb, rule),
+                                 range(kb.shape[1]))  # fmt: skip
+                self.bands.append(list(bands))
 
     def pairs(self, a: EncodedBatch) -> tuple[Index, Index]:
         """The candidate pairs of the rows of ``a`` (indexes into ``a`` and B), sorted and unique."""

@@ -23,7 +23,7 @@ from .scripts import Lang, cyrillic_lang
 
 SELECTOR_DOMAIN = b"palermo/selector/v1\x00"
 KINDS = ("document", "phone", "email", "name_dob")
-NAME_FORMS = ("canonical", "skeleton")
+NAME_FORMS = ("skeleton", "canonical")  # the first that the name allows
 MIN_NAME_TOKENS = 2  # one name and a birth date is too common a combination to be evidence
 MIN_SKELETON_LETTERS = 4  # "l s" (Lei Su, or Aisha Benali) is no evidence: short skeletons collide
 
@@ -33,14 +33,12 @@ _CYRILLIC_BY_CITIZENSHIP = {"UKR": "uk", "BGR": "bg", "RUS": "ru", "BLR": "ru", 
 
 @dataclass(frozen=True, slots=True)
 class Selector:
-    """One exact selector: its ``kind``, its canonical ``value`` (the bytes PSI hashes), the name
-    ``form`` of a name_dob selector, and whether it was built from the birth date with day and month
-    exchanged (``swapped``: weaker evidence, to be weighted as such when it matches)."""
+    """One exact selector: its ``kind``, its canonical ``value`` (the bytes PSI hashes), and the
+    name ``form`` of a name_dob selector ("skeleton" or "canonical")."""
 
     kind: str
     value: bytes
     form: str = ""
-    swapped: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -79,30 +77,28 @@ def cyrillic_hint(citizenship: Iterable[str]) -> Lang:
 
 def name_dob_payloads(
     first: str | None, second: str | None, birth: BirthDate | None, *, lang: Lang = None
-) -> list[tuple[str, str, bool]]:
-    """(form, payload, swapped) for the name-and-birth-date selectors of a person: one per form in
-    :data:`NAME_FORMS`, and again with day and month exchanged; none unless the date is full (not a
-    placeholder) and the name has at least two tokens; no skeleton form when the skeletons hold
-    fewer than four letters in all. Middle names are left out: clerks abroad seldom write
-    patronymics."""
+) -> list[tuple[str, str]]:
+    """(form, payload) of the name-and-birth-date selector of a person: at most one.
+
+    None unless the date is full (not a placeholder) and the name has at least two tokens. The form
+    is the sorted consonant skeletons, which meet every canonical match and the vowel-less Arabic
+    spellings too; when the skeletons hold fewer than four letters in all ("l s" for Lei Su), the
+    sorted canonical tokens instead. One selector a person, not one per form and date reading: each
+    costs four scalar multiplications a round, and the encodings already compare names and dates
+    with every variant (day and month exchanged included), so further forms found no extra pair
+    (protocol/SPEC.md section 12.2). Middle names are left out: clerks abroad seldom write
+    patronymics.
+    """
     if birth is None or not birth.is_full:
         return []
     forms = name_forms(first, None, second, lang=lang)
     if len(forms.canonical_tokens) < MIN_NAME_TOKENS:
         return []
-    names = {"canonical": forms.sorted_canonical, "skeleton": forms.sorted_skeletons}
-    if sum(map(len, forms.skeletons)) < MIN_SKELETON_LETTERS:
-        del names["skeleton"]
-    dates = [(birth, False)]
-    swapped = birth.swapped()
-    if swapped is not None:
-        dates.append((swapped, True))
-    return [
-        (form, f"{form}:{' '.join(names[form])}:{date.iso()}", flag)
-        for date, flag in dates
-        for form in NAME_FORMS
-        if form in names
-    ]
+    if sum(map(len, forms.skeletons)) >= MIN_SKELETON_LETTERS:
+        form, name = "skeleton", forms.sorted_skeletons
+    else:
+        form, name = "canonical", forms.sorted_canonical
+    return [(form, f"{form}:{' '.join(name)}:{birth.iso()}")]
 
 
 def exact_selectors(person: Mapping[str, Any], *, default_region: str | None = None) -> list[Selector]:
@@ -129,6 +125,6 @@ def exact_selectors(person: Mapping[str, Any], *, default_region: str | None = N
     written = " ".join((first, _text(person, "prs_MiddleName"), second))
     lang = cyrillic_lang(written) or cyrillic_hint(_values(person.get("prs_Citizenship")))
     birth = parse_birthdate(_text(person, "prs_Birthdate"))
-    for form, payload, swapped in name_dob_payloads(first, second, birth, lang=lang):
-        out.append(Selector("name_dob", encode_selector("name_dob", payload), form=form, swapped=swapped))
+    for form, payload in name_dob_payloads(first, second, birth, lang=lang):
+        out.append(Selector("name_dob", encode_selector("name_dob", payload), form=form))
     return out

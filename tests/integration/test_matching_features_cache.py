@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
+from node.cli import cli
 from node.context import open_node
 from node.matching import local
 from node.matching.features import features
@@ -75,3 +78,38 @@ def test_persons_no_longer_held_are_left_out(node) -> None:  # type: ignore[no-u
     refs = _refs(node)
     held, feats = local.load_features(node, [*refs[:3], "no-such-person"])
     assert held == refs[:3] and len(feats) == 3
+
+
+def test_prepare_fills_the_cache_once(node) -> None:  # type: ignore[no-untyped-def]
+    """``palermo match prepare`` computes what is missing; run again it finds everything cached."""
+    home = str(node.settings.home)
+    runner = CliRunner()
+    first = runner.invoke(cli, ["--home", home, "match", "prepare", "--json"])
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.output)
+    refs = _refs(node)
+    assert report["persons"] == len(refs) == report["computed"] > 0 and report["cached"] == 0
+    assert _cached(node) == len(refs)
+    again = runner.invoke(cli, ["--home", home, "match", "prepare"])
+    assert again.exit_code == 0
+    assert again.output.startswith(f"matching features ready for {len(refs):,} persons: 0 computed now")
+
+
+def test_one_pass_over_the_cache_gives_what_keyed_reads_give(node, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Many persons are read from the cache in one pass; the result is the same, stale rows excluded."""
+    with node.db.read() as session:
+        persons = eligible(session)
+    refs = [p.person_ref for p in persons]
+    _, keyed = local.load_features(node, refs)
+    with node.db.transaction() as session:
+        session.execute(
+            update(PersonFeatures).where(PersonFeatures.person_ref == refs[1]).values(content_hash="0" * 64)
+        )
+    monkeypatch.setattr(local, "SCAN_FROM", 1)
+    held, scanned = local.load_features(node, persons[:5])
+    assert held == refs[:5] and scanned == keyed[:5]
+    with node.db.read() as session:
+        digest = session.execute(
+            select(PersonFeatures.content_hash).where(PersonFeatures.person_ref == refs[1])
+        ).scalar_one()
+    assert digest == persons[1].content_hash  # the stale row was computed again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,36 @@ def test_psi_requests_larger_than_the_declared_records_allow_are_refused(fed: Fe
     session_id = psi_session_id("ab" * 16, 0)
     payload = psi.build_request(session_id=session_id, round=1, record_count=2, points=_points(5, session_id))
     _refused(fed, "psi.request", payload.to_payload(), "psi_too_many_selectors")
+
+
+def test_a_rounds_psi_sessions_sent_at_once_never_exceed_its_allowance(fed: Federation) -> None:
+    """Two buckets of one round, each within the allowance alone but not together, sent at once:
+    the claims are taken under a lock, so exactly one is answered and the other refused."""
+    fed.set_setting("rou", psi_selectors_per_record=1)
+    send_request(fed.nodes["nld"], "rou", "match.open", _open(fed, record_count=30_000))  # two buckets
+    outcomes: list[str] = []
+
+    def send(bucket: int) -> None:
+        session_id = psi_session_id("ab" * 16, bucket)
+        request = psi.build_request(
+            session_id=session_id, round=1, record_count=3, points=_points(2, session_id)
+        )
+        try:
+            send_request(fed.nodes["nld"], "rou", "psi.request", request.to_payload())
+            outcomes.append("answered")
+        except RemoteRefusal as e:
+            outcomes.append(e.code)
+
+    threads = [threading.Thread(target=send, args=(bucket,)) for bucket in (0, 1)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["answered", "psi_too_many_selectors"]
+    with fed.nodes["rou"].db.read() as session:
+        states = session.execute(select(PsiSession.status)).scalars().all()
+        stats = session.execute(select(MatchRound.stats)).scalar_one()
+    assert states == ["answered"] and stats["psi_peer_selectors"] == 2
 
 
 def test_a_second_psi_session_in_one_round_is_refused(fed: Federation) -> None:

@@ -66,7 +66,7 @@ class PsiSession(Base):
     round_id: Mapped[str] = mapped_column(String(32), index=True)
     bucket: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(12))  # answered | resulted
+    status: Mapped[str] = mapped_column(String(12))  # answering | answered | resulted | failed
     request_count: Mapped[int] = mapped_column(Integer)
     # Own selectors in the order they were blinded: [[person_ref, kind], ...], and the seed of the
     # shuffle that put them in the order sent. Emptied when the result has arrived.
