@@ -31,6 +31,9 @@ HEX64_RE = re.compile(r"[0-9a-f]{64}")
 MAX_INT = 2**53 - 1
 HANDLE_SIZE = 16
 MAX_HANDLES = 200_000  # per message: removed handles, psi.handles
+# A selector that more persons of one register hold is no evidence of who someone is (a shelter's
+# phone, an agency's address): it is left out of PSI, on each side for its own register (SPEC 12.3).
+MAX_SELECTOR_HOLDERS = 64
 MAX_CANDIDATES = 20_000  # per match.candidates part
 PPM = 1_000_000
 PSI_POINTS_PER_SESSION = 200_000  # what one envelope carries comfortably under the 16 MiB body cap
@@ -234,7 +237,9 @@ PAYLOADS: dict[str, dict[str, Check]] = {
     "psi.handles": {
         "session_id": hex32,
         # per matched position, in the result's order: the responder's handles of the persons holding it
-        "handles": list_of(list_of(handle, max_items=64, min_items=1), max_items=MAX_HANDLES),
+        "handles": list_of(
+            list_of(handle, max_items=MAX_SELECTOR_HOLDERS, min_items=1), max_items=MAX_HANDLES
+        ),
     },
     "encodings.request": {
         "round_id": hex32,

@@ -16,7 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, literal, select
 from sqlalchemy.orm import Session
 
 from node.matching.engine import encode
@@ -28,6 +28,7 @@ from node.storage.models.matching import PersonFeatures
 from protocol.canonical import b64decode, b64encode
 from protocol.encoding import EncodedBatch
 from protocol.identifiers import Selector
+from protocol.matching import MAX_SELECTOR_HOLDERS
 
 if TYPE_CHECKING:
     from node.context import NodeContext
@@ -81,7 +82,7 @@ def prepare(node: NodeContext) -> dict[str, Any]:
     started = time.monotonic()
     with node.db.read() as session:
         persons = eligible(session)
-    held, cached, fresh = _cache(node, persons)
+    held, cached, fresh = _cache(node, persons, with_data=False)
     return {
         "persons": len(held),
         "computed": len(fresh),
@@ -91,16 +92,16 @@ def prepare(node: NodeContext) -> dict[str, Any]:
 
 
 def _cache(
-    node: NodeContext, persons: Sequence[str] | Sequence[Eligible]
+    node: NodeContext, persons: Sequence[str] | Sequence[Eligible], *, with_data: bool = True
 ) -> tuple[list[str], dict[str, str], dict[str, str]]:
-    """(persons still held, cached features JSON by person, features JSON computed and cached now
-    by person)."""
+    """(persons still held, cached features JSON by person ("" without ``with_data``: only which
+    are cached is read), features JSON computed and cached now by person)."""
     known = {p.person_ref: p.content_hash for p in persons if isinstance(p, Eligible)}
     refs = [p.person_ref if isinstance(p, Eligible) else p for p in persons]
     with node.db.read() as session:
         hashes = known if len(known) == len(refs) else content_hashes(session, refs)
         held = [ref for ref in refs if ref in hashes]
-        cached = _cached(session, held, hashes)
+        cached = _cached(session, held, hashes, with_data=with_data)
         missing = [ref for ref in held if ref not in cached]
         rows = person_rows(session, missing)
     computed = _compute_all(
@@ -125,13 +126,16 @@ def _cache(
     return held, cached, fresh
 
 
-def _cached(session: Session, held: Sequence[str], hashes: dict[str, str]) -> dict[str, str]:
+def _cached(
+    session: Session, held: Sequence[str], hashes: dict[str, str], *, with_data: bool
+) -> dict[str, str]:
     """Cached features JSON of the persons in ``held`` whose content is unchanged: many at once by
     one pass over the cache, a few by key."""
     wanted = set(held)
-    columns = (PersonFeatures.person_ref, PersonFeatures.content_hash, PersonFeatures.data)
+    data = PersonFeatures.data if with_data else literal("")
+    columns = (PersonFeatures.person_ref, PersonFeatures.content_hash, data)
     if len(held) >= SCAN_FROM:
-        rows: Iterable[Any] = session.execute(select(*columns))
+        rows: Iterable[Any] = session.execute(select(*columns).execution_options(yield_per=20_000))
     else:
         rows = (
             row
@@ -164,14 +168,16 @@ class SelectorTable:
 
 
 def selector_table(refs: Sequence[str], feats: Sequence[Features]) -> SelectorTable:
-    """Every distinct exact selector of these persons; two persons may share one (a phone)."""
+    """Every distinct exact selector of these persons; two persons may share one (a phone). A
+    selector more than :data:`~protocol.matching.MAX_SELECTOR_HOLDERS` persons hold is left out:
+    it says nothing about who someone is, and would pair each of them with each holder abroad."""
     owners: dict[bytes, list[tuple[str, str]]] = {}
     for ref, feat in zip(refs, feats, strict=True):
         for selector in feat.selectors:
             holders = owners.setdefault(selector.value, [])
             if (ref, selector.kind) not in holders:
                 holders.append((ref, selector.kind))
-    values = sorted(owners)
+    values = sorted(v for v, holders in owners.items() if len(holders) <= MAX_SELECTOR_HOLDERS)
     return SelectorTable(values=values, owners=[owners[v] for v in values])
 
 

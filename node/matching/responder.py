@@ -312,8 +312,8 @@ def encodings_request(node: NodeContext, message: Message) -> tuple[str, dict[st
         work = dict(found.work or {})
         if page == 0 and "send" not in work:
             work = _plan_sending(session, keyed, fields["state"])
-            found.work = work
-        elif page > work.get("next_page", 0) or "send" not in work:
+            found.work = work  # written once: the plan of a large register is megabytes
+        elif page > int((found.stats or {}).get("encodings_pages", 0)) or "send" not in work:
             raise _refuse("encodings are sent page by page, from page 0", "encoding_bad_page", 409)
         round_id = found.round_id
     send: list[str] = work["send"]
@@ -322,9 +322,12 @@ def encodings_request(node: NodeContext, message: Message) -> tuple[str, dict[st
     last = (page + 1) * PAGE_ROWS >= len(send)
     with node.db.transaction() as session:
         store.record_sent(session, keyed, refs, batch, hashes=content_hashes(session, refs))
-        current = _running_round(session, round_id, peer)
-        current.work = {**work, "next_page": max(work.get("next_page", 0), page + 1)}
-        stats = {"encodings_sent": min(len(send), (page + 1) * PAGE_ROWS), "encodings_full": work["full"]}
+        current = _running_round(session, round_id, peer, lock=True)
+        stats = {
+            "encodings_sent": min(len(send), (page + 1) * PAGE_ROWS),
+            "encodings_full": work["full"],
+            "encodings_pages": max(int((current.stats or {}).get("encodings_pages", 0)), page + 1),
+        }
         if last:
             stats["encodings_removed"] = len(work["removed"])
         store.update_round(session, round_id, stage="encodings", stats=stats)
@@ -358,7 +361,6 @@ def _plan_sending(session: Session, keyed: Pairing, peer_state: str) -> dict[str
         "send": send,
         "removed": [b64encode(h) for h in gone],
         "full": full,
-        "next_page": 0,
     }
 
 

@@ -339,22 +339,34 @@ def make_case(
     and, with ``seen``, about 3% of people are someone already in an earlier local case."""
     types = pick_some(rng, "vic_TypeOfExploitation", 1 if rng.random() < 0.9 else 2)
     industry = pick(rng, "vic_ForcedLabourIndustry")
-    members = []
+    members: list[Member] = []
     for _ in range(int(pick(rng, "victims"))):
         victim = _victim(rng, ids, citizenship, route, types, industry)
-        members.append(_reuse(rng, seen, victim, route.recruitment_date))
+        _add(members, _reuse(rng, seen, victim, route.recruitment_date), victim)
     for k in range(int(pick(rng, "perpetrators"))):
         recruiter = (k == 0 and route.recruitment_country != route.exploitation_country) or rng.random() < 0.3
+        home = citizenship if recruiter or rng.random() < 0.5 else route.exploitation_country
         if recruiter and ring and rng.random() < ring_chance:
             person = one_of(rng, ring)
+            if _in_case(members, person):  # the ring's recruiter is in this case already
+                person = make_perpetrator(rng, ids, home, route.recruitment_date)
         else:
-            home = citizenship if recruiter or rng.random() < 0.5 else route.exploitation_country
             person = make_perpetrator(rng, ids, home, route.recruitment_date)
         roles = ["RecruiterOrIntermediary" if recruiter else "Exploiter"]
         extra = pick(rng, "per_RoleInProcess") if rng.random() < 0.4 else roles[0]
         member = Member(person, "perpetrator", {"per_RoleInProcess": roles + [extra] * (extra != roles[0])})
-        members.append(_reuse(rng, seen, member, route.recruitment_date))
+        _add(members, _reuse(rng, seen, member, route.recruitment_date), member)
     return Case(route, members, route.exploitation_date)
+
+
+def _in_case(members: list[Member], person: Person) -> bool:
+    return any(m.person.true_id == person.true_id for m in members)
+
+
+def _add(members: list[Member], chosen: Member, fresh: Member) -> None:
+    """Add ``chosen`` (someone from an earlier case, or ``fresh``), unless that person is in the
+    case already: a person is in a case once (two reuses may draw the same earlier person)."""
+    members.append(fresh if _in_case(members, chosen.person) else chosen)
 
 
 def _reuse(rng: random.Random, seen: list[Member] | None, member: Member, recruited: date) -> Member:

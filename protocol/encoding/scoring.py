@@ -151,8 +151,10 @@ class Census:
 
     Every pair of the set at one of ``levels`` is among the candidates (exact selectors: every pair
     that shares one; names agreeing closely, among pairs whose birth years blocking lets meet), so
-    u at those levels can be counted over all ``pairs`` of the set instead of sampled. ``counts``
-    gives, per pattern of the histogram, how many of its candidates are in the set (None: all).
+    u at those levels can be counted over all ``pairs`` of the set instead of sampled. At the other
+    levels blocking may miss pairs of the set but never adds any, so the candidates give a lower
+    bound. ``counts`` gives, per pattern of the histogram, how many of its candidates are in the
+    set (None: all).
     """
 
     levels: tuple[int, ...]
@@ -161,16 +163,30 @@ class Census:
 
     def u(self, column: NDArray[np.int8], non_matches: NDArray[np.float64], base: NDArray[np.float64], non_match_share: float, pseudo: float) -> NDArray[np.float64]:  # fmt: skip
         """u: the census levels counted (expected non-matches in the set at the level over the
-        expected non-matches in the set), the other levels the rest in proportion to ``base``."""
-        inside = np.isin(column, self.levels)
-        found = np.bincount(column[inside], weights=non_matches[inside], minlength=base.shape[0])
-        census = np.zeros(base.shape[0], np.bool_)
-        census[list(self.levels)] = True
-        out = np.where(census, (found + pseudo) / max(self.pairs * non_match_share, 1.0), 0.0)
-        out = np.clip(out, _FLOOR * _FLOOR, None)
-        rest = max(1.0 - float(out.sum()), _FLOOR)
-        out[~census] = rest * base[~census] / max(float(base[~census].sum()), _FLOOR)
-        return np.asarray(out / out.sum(), np.float64)
+        expected non-matches in the set), the other levels the rest in proportion to ``base``, none
+        below the share the set's candidates show at it.
+
+        That bound matters for a level too rare for the sample behind ``base``: 500,000 random
+        pairs see a level of a few pairs in a million a handful of times or not at all, and u taken
+        from them can be a fraction of the true rate. The level then weighs bits more than it
+        should, EM takes the namesakes among the candidates at it for matches, and the latent class
+        drifts from "same person" to "same name" (for 2 pair keys of 36 at 100,000 persons a side,
+        before the bound).
+        """
+        known = column >= 0
+        in_set = np.bincount(column[known], weights=non_matches[known], minlength=base.shape[0])
+        set_non_matches = max(self.pairs * non_match_share, 1.0)
+        settled = np.zeros(base.shape[0], np.bool_)
+        settled[list(self.levels)] = True
+        out = np.where(settled, np.clip((in_set + pseudo) / set_non_matches, _FLOOR * _FLOOR, None), 0.0)
+        while True:
+            rest = max(1.0 - float(out[settled].sum()), _FLOOR)
+            out[~settled] = rest * base[~settled] / max(float(base[~settled].sum()), _FLOOR)
+            low = ~settled & (out < in_set / set_non_matches)
+            if not low.any():
+                return np.asarray(out / out.sum(), np.float64)
+            settled |= low
+            out[low] = in_set[low] / set_non_matches
 
 
 def estimate(
@@ -211,7 +227,10 @@ def estimate(
     census levels is counted in each M step over every pair of a known set (the expected
     non-matches among its candidates at the level, over its expected non-matches), and the other
     levels share the rest in the proportions of ``u``: agreements far rarer than any sample of
-    random pairs could show are then measured over all pairs. Pairs at
+    random pairs could show are then measured over all pairs; at the other levels u is at least
+    what the set's candidates show. Comparisons without a census take all pairs as their set, with
+    no level sure: u from random pairs never falls below the share the candidates show (a sample
+    that missed a rare level would make it weigh too much). Pairs at
     level 0 of the ``anchor`` comparison (a shared document number) are taken as matches in every E
     step: they tie the latent class to "same person", where common full names would otherwise let
     EM settle on "same name". Finally the
@@ -224,11 +243,13 @@ def estimate(
     names = [c.field for c in comparisons]
     keep = np.zeros(len(comparisons), np.bool_)
     keep[[names.index(f) for f in core] if core is not None else slice(None)] = True
-    counted = {names.index(f): c for f, c in (census or {}).items()}
     base_u = [np.asarray(x, np.float64) for x in u] if u is not None else []
     m = [_initial_m(c.levels) for c in comparisons]
     fixed = u is not None
-    u_now = [np.asarray(x, np.float64) for x in u] if u is not None else _maximisation(patterns, weights, comparisons, pseudo_count)  # fmt: skip
+    counted = {names.index(f): c for f, c in (census or {}).items()}
+    if fixed:
+        counted = {k: counted.get(k, Census((), total)) for k in range(len(comparisons))}
+    u_now = list(base_u) if fixed else _maximisation(patterns, weights, comparisons, pseudo_count)
     p = min(cap / 2, 0.05) if prior is None else min(prior, cap)
     iterations, converged = 0, False
     for iterations in range(1, max_iterations + 1):  # noqa: B007 -- the count is reported
@@ -236,7 +257,9 @@ def estimate(
         if anchor is not None:
             g[patterns[:, names.index(anchor)] == 0] = 1.0
         new_m = _maximisation(patterns, weights * g, comparisons, pseudo_count)
-        new_u = u_now if fixed else _maximisation(patterns, weights * (1 - g), comparisons, pseudo_count)
+        new_u = (
+            list(base_u) if fixed else _maximisation(patterns, weights * (1 - g), comparisons, pseudo_count)
+        )
         new_p = float(np.clip((weights * g).sum() / total, _FLOOR / total, cap))
         for k, c in counted.items():
             new_u[k] = c.u(patterns[:, k], (weights if c.counts is None else c.counts) * (1 - g), base_u[k], 1 - new_p, pseudo_count)  # fmt: skip

@@ -423,3 +423,30 @@ def test_cli_refuses_bad_arguments(args: list[str], message: str) -> None:
     result = CliRunner().invoke(synth_command, args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_a_person_is_in_a_case_once_even_when_every_draw_picks_the_same_earlier_person(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At a million rows two members of one case once drew the same earlier person (ingest then
+    refuses the file). With every reuse and every ring draw forced onto one person, each case
+    still holds every person once."""
+    from node.services import synth_people
+
+    rng = random.Random(7)
+    ids = synth_people.IdSource("ROU")
+    route = synth_people.make_route(rng, "UKR", "ROU")
+    target = synth_people.make_case(rng, ids, route, citizenship="UKR", ring=[], ring_chance=0.0).members[0]
+
+    def same_person(
+        _rng: random.Random, _seen: object, member: synth_people.Member, _date: date
+    ) -> synth_people.Member:
+        return synth_people.Member(target.person, member.role, member.context)
+
+    monkeypatch.setattr(synth_people, "_reuse", same_person)
+    for _ in range(50):
+        case = synth_people.make_case(
+            rng, ids, route, citizenship="UKR", ring=[target.person], ring_chance=1.0
+        )
+        true_ids = [m.person.true_id for m in case.members]
+        assert len(true_ids) == len(set(true_ids))

@@ -51,7 +51,7 @@ class MatchRound(Base):
     error_code: Mapped[str | None] = mapped_column(String(64))
     stats: Mapped[dict[str, Any] | None] = mapped_column(JsonValue)  # counts and seconds only
     # The responder's work list while encodings are paged out: {"send": [person_ref, ...]}; emptied at the end.
-    work: Mapped[dict[str, Any] | None] = mapped_column(JsonValue)
+    work: Mapped[dict[str, Any] | None] = mapped_column(JsonValue, deferred=True)  # loaded when used
 
     __table_args__ = (Index("ix_match_rounds_peer_started", "peer", "started_at"),)
 
