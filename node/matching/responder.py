@@ -20,7 +20,7 @@ from node.errors import PeerRefusal
 from node.matching import local, store
 from node.matching.gcpause import gc_paused_call
 from node.matching.pairing import Pairing, acceptable_epochs, pairing
-from node.matching.people import content_hashes, count_eligible, eligible
+from node.matching.people import Eligible, content_hashes, count_eligible, eligible
 from node.services import exchange_log
 from node.services.directory import current_directory
 from node.services.handlers import handler
@@ -317,11 +317,14 @@ def encodings_request(node: NodeContext, message: Message) -> tuple[str, dict[st
             raise _refuse("encodings are sent page by page, from page 0", "encoding_bad_page", 409)
         round_id = found.round_id
     send: list[str] = work["send"]
-    refs, feats = local.load_features(node, send[page * PAGE_ROWS : (page + 1) * PAGE_ROWS])
+    wanted = send[page * PAGE_ROWS : (page + 1) * PAGE_ROWS]
+    with node.db.read() as session:  # read once: the features and the record of what was sent agree
+        hashes = content_hashes(session, wanted)
+    refs, feats = local.load_features(node, [Eligible(ref, hashes[ref]) for ref in wanted if ref in hashes])
     batch = local.encode_persons(keyed, refs, feats)
     last = (page + 1) * PAGE_ROWS >= len(send)
     with node.db.transaction() as session:
-        store.record_sent(session, keyed, refs, batch, hashes=content_hashes(session, refs))
+        store.record_sent(session, keyed, refs, batch, hashes=hashes)
         current = _running_round(session, round_id, peer, lock=True)
         stats = {
             "encodings_sent": min(len(send), (page + 1) * PAGE_ROWS),

@@ -22,7 +22,6 @@ Say = Callable[[str], None]
 
 def run(nodes: dict[str, NodeContext], say: Say, *, step: int) -> dict[str, Any]:
     """Match every pair of nodes, show a few matches across scripts, review and follow one up."""
-    from node.matching.followup import list_matches
     from node.matching.rounds import run_round
 
     say(
@@ -32,7 +31,7 @@ def run(nodes: dict[str, NodeContext], say: Say, *, step: int) -> dict[str, Any]
     for a, b in combinations(sorted(nodes), 2):
         summary = run_round(nodes[a], b)
         bands = summary["candidates"]
-        score = _score(nodes[a], nodes[b], list_matches(nodes[a], peer=b), list_matches(nodes[b], peer=a))
+        score = truth_score(nodes[a], nodes[b])
         rounds[f"{a}-{b}"] = {"summary": summary, "truth": score}
         say(
             f"   {a} <-> {b}: {summary['psi_matched']} exact selectors in both, {summary['encodings_received']} "
@@ -61,22 +60,31 @@ def _scripts(text: str) -> set[str]:
     return {unicodedata.name(c, "?").split()[0] for c in text if c.isalpha()}
 
 
-def _score(
-    a: NodeContext, b: NodeContext, here: list[dict[str, Any]], there: list[dict[str, Any]]
-) -> dict[str, int]:
-    """How many likely matches are the same person, and how many people on both sides were found."""
+def truth_score(a: NodeContext, b: NodeContext) -> dict[str, int]:
+    """The matches between ``a`` and ``b`` against the generator's hidden truth: how many persons
+    both may match are held on both sides, how many matches each band holds, how many of them join
+    the same person, and how many such persons were found (in the likely band; in either band)."""
     truth_a, truth_b = true_identities(a), true_identities(b)
-    other = {m["match_id"]: m["prs_PersonId"] for m in there}
-    right = [
-        m
-        for m in here
-        if m["band"] == "likely"
-        and truth_a.get(m["prs_PersonId"]) == truth_b.get(other.get(m["match_id"], ""))
-    ]
+    theirs = {match_id: ref for match_id, (ref, _) in _matches(b, a.node_id).items()}
     shared = set(truth_a.values()) & set(truth_b.values())
-    found = {truth_a[m["prs_PersonId"]] for m in here if truth_a.get(m["prs_PersonId"]) in shared
-             and truth_a.get(m["prs_PersonId"]) == truth_b.get(other.get(m["match_id"], ""))}  # fmt: skip
-    return {"likely_right": len(right), "true_pairs": len(shared), "found": len(found)}
+    out = {"true_pairs": len(shared), "likely": 0, "possible": 0, "likely_right": 0, "possible_right": 0}
+    found: dict[str, set[str]] = {"likely": set(), "possible": set()}
+    for match_id, (ref, band) in _matches(a, b.node_id).items():
+        out[band] += 1
+        same = truth_a.get(ref)
+        if same is not None and same == truth_b.get(theirs.get(match_id, "")):
+            out[f"{band}_right"] += 1
+            found[band].add(same)
+    return {**out, "found_likely": len(found["likely"]), "found": len(found["likely"] | found["possible"])}
+
+
+def _matches(node: NodeContext, peer: str) -> dict[str, tuple[str, str]]:
+    """match_id -> (own person, band) of every match with ``peer``."""
+    from node.storage.models.matching import Match
+
+    with node.db.read() as session:
+        query = select(Match.match_id, Match.person_ref, Match.band).where(Match.peer == peer)
+        return {match_id: (ref, band) for match_id, ref, band in session.execute(query)}
 
 
 def _names(node: NodeContext, ref: str) -> str:

@@ -188,43 +188,24 @@ def measured_round(workdir: Path) -> tuple[dict[str, Any], int]:
 def truth_score(workdir: Path) -> dict[str, Any]:
     """The first round's matches against the generator's hidden truth (a real node never has it):
     precision and recall of the likely band and of both bands, over the persons both nodes may match."""
-    from sqlalchemy import select
-
     from node.context import open_node
-    from node.services.demo_matching import true_identities
-    from node.storage.models.matching import Match
+    from node.services.demo_matching import truth_score as counts
 
-    nodes = {name: open_node(workdir / name) for name in ("nld", "rou")}
+    nld, rou = open_node(workdir / "nld"), open_node(workdir / "rou")
     try:
-        truth = {name: true_identities(node) for name, node in nodes.items()}
-        matches = {}
-        for name, node in nodes.items():
-            with node.db.read() as session:
-                rows = session.execute(select(Match.match_id, Match.person_ref, Match.band))
-                matches[name] = {match_id: (ref, band) for match_id, ref, band in rows}
+        t = counts(nld, rou)
     finally:
-        for node in nodes.values():
-            node.close()
-    shared = set(truth["nld"].values()) & set(truth["rou"].values())
-    right = {"likely": 0, "possible": 0}
-    found: dict[str, set[str]] = {"likely": set(), "possible": set()}
-    for match_id, (ref, band) in matches["nld"].items():
-        other = matches["rou"].get(match_id)
-        same = truth["nld"].get(ref)
-        if other is not None and same is not None and same == truth["rou"].get(other[0]):
-            right[band] += 1
-            found[band].add(same)
-    counts = {band: sum(b == band for _, b in matches["nld"].values()) for band in right}
-    both = found["likely"] | found["possible"]
+        nld.close()
+        rou.close()
+    both = t["likely"] + t["possible"]
     return {
-        "true_pairs": len(shared),
-        "likely": counts["likely"],
-        "possible": counts["possible"],
-        "likely_precision": right["likely"] / max(1, counts["likely"]),
-        "likely_recall": len(found["likely"]) / max(1, len(shared)),
-        "both_precision": (right["likely"] + right["possible"])
-        / max(1, counts["likely"] + counts["possible"]),
-        "both_recall": len(both) / max(1, len(shared)),
+        "true_pairs": t["true_pairs"],
+        "likely": t["likely"],
+        "possible": t["possible"],
+        "likely_precision": t["likely_right"] / max(1, t["likely"]),
+        "likely_recall": t["found_likely"] / max(1, t["true_pairs"]),
+        "both_precision": (t["likely_right"] + t["possible_right"]) / max(1, both),
+        "both_recall": t["found"] / max(1, t["true_pairs"]),
     }
 
 
