@@ -45,6 +45,20 @@ class Settings:
     match_prepare_minutes: int = 10  # 0: features are computed only when a round needs them
     psi_selectors_per_record: int = 32
     psi_max_points: int = 2_000_000
+    budget_period: str = "month"  # month | quarter | year (calendar, UTC)
+    budget_peer_rho: float = 0.5  # zCDP rho each peer may spend per period
+    budget_global_rho: float = (
+        1.0  # zCDP rho all peers together (and this node's analysts) may spend per period
+    )
+    budget_query_rho: float = 0.1  # the most one query may spend
+    budget_peer_caps: dict[str, float] = field(
+        default_factory=dict
+    )  # per-peer caps instead of budget_peer_rho
+    budget_delta: float = 1e-7  # the delta at which rho is also shown as epsilon
+    query_timeout_seconds: float = 30.0
+    query_prepare_minutes: int = (
+        10  # rebuild the query frame after records changed (0: only when a query needs it)
+    )
     default_matchable: bool = False
     default_handling_code: str = "H2"
     log_level: str = "INFO"
@@ -80,7 +94,7 @@ def load_settings(home: Path, env: dict[str, str] | None = None) -> Settings:
         raise ConfigurationError(f"{path} is not valid TOML: {e}") from e
     node = data.get("node", {})
     values: dict[str, Any] = {**{k: v for k, v in data.items() if not isinstance(v, dict)}, **node}
-    for section in ("server", "exchange", "ingest", "matching", "log"):
+    for section in ("server", "exchange", "ingest", "matching", "queries", "log"):
         values.update(data.get(section, {}))
     return _build(home, values, env)
 
@@ -145,6 +159,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError("settings: match_workers must be 0 (one per core) or more")
     if settings.match_prepare_minutes < 0:
         raise ConfigurationError("settings: match_prepare_minutes must be 0 (off) or more")
+    _validate_budget(settings)
     schedule = settings.match_schedule_hours
     if not isinstance(schedule, dict) or not all(
         isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) and v > 0
@@ -153,6 +168,34 @@ def _validate(settings: Settings) -> None:
         raise ConfigurationError(
             'settings: match_schedule_hours must map peer node ids to hours, e.g. { "nl-focal" = 24 }'
         )
+
+
+BUDGET_PERIODS = ("month", "quarter", "year")
+MAX_RHO = 100.0  # far above any sensible cap: a larger value is a typing error
+
+
+def _validate_budget(settings: Settings) -> None:
+    if settings.budget_period not in BUDGET_PERIODS:
+        raise ConfigurationError("settings: budget_period must be one of month, quarter, year")
+    caps = {"budget_peer_rho": settings.budget_peer_rho, "budget_global_rho": settings.budget_global_rho,
+            "budget_query_rho": settings.budget_query_rho}  # fmt: skip
+    for name, value in caps.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= MAX_RHO:
+            raise ConfigurationError(f"settings: {name} must be a number from 0 to {MAX_RHO:g} (zCDP rho)")
+    peer_caps = settings.budget_peer_caps
+    if not isinstance(peer_caps, dict) or not all(
+        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= MAX_RHO
+        for k, v in peer_caps.items()
+    ):
+        raise ConfigurationError(
+            'settings: budget_peer_caps must map peer node ids to rho, e.g. { "nl-focal" = 0.25 }'
+        )
+    if not 0 < settings.budget_delta < 1e-3:
+        raise ConfigurationError("settings: budget_delta must be above 0 and below 0.001")
+    if settings.query_timeout_seconds <= 0:
+        raise ConfigurationError("settings: query_timeout_seconds must be positive")
+    if settings.query_prepare_minutes < 0:
+        raise ConfigurationError("settings: query_prepare_minutes must be 0 (off) or more")
 
 
 def render_settings(*, node_id: str, country: str, url: str, database_url: str | None, bind: str) -> str:
@@ -197,6 +240,17 @@ psi_selectors_per_record = 32   # a peer's PSI request may hold at most this man
 psi_max_points = 2000000
 match_schedule_hours = {{}}       # peers matched on a schedule, e.g. {{ "nl-focal" = 24 }}
 match_prepare_minutes = 10      # compute new persons' matching features this often (0: only in rounds)
+
+[queries]
+# Privacy budget of joint pattern queries, in zCDP rho (docs/queries.md shows it as epsilon too).
+budget_period = "month"       # month | quarter | year (calendar months, quarters or years, UTC)
+budget_peer_rho = 0.5         # what each peer may spend per period
+budget_global_rho = 1.0       # what all peers and this node's analysts may spend together per period
+budget_query_rho = 0.1        # the most one query may spend
+budget_peer_caps = {{}}         # other caps for some peers, e.g. {{ "nl-focal" = 0.25 }}
+budget_delta = 1e-7           # rho is also shown as epsilon at this delta
+query_timeout_seconds = 30.0  # how long the analyst waits for each country's answer
+query_prepare_minutes = 10    # rebuild the query frame this often after records changed (0: only on demand)
 
 [log]
 checkpoint_interval_seconds = 300

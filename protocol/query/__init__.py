@@ -1,0 +1,1 @@
+"""Joint pattern queries: the specification, its public codebooks, privacy arithmetic, messages, combining answers."""
