@@ -68,6 +68,15 @@ def prepare_features(node: NodeContext) -> None:
         log.info("matching features prepared", extra={"job": "prepare", **report})
 
 
+def prepare_query_frame(node: NodeContext) -> None:
+    """Keep the query frame built ahead of the next joint query, after records changed."""
+    from node.query.frame import prepare_frame
+
+    report = prepare_frame(node)
+    if report.get("rebuilt"):
+        log.info("query frame prepared", extra={"job": "query-prepare", **report})
+
+
 def match_with(peer: str) -> Any:
     """The scheduled job that runs a matching round with ``peer``."""
 
@@ -141,6 +150,14 @@ def build_scheduler(node: NodeContext) -> Any:
             minutes=settings.match_prepare_minutes,
             next_run_time=datetime.now(UTC),
             id="prepare",
+        )
+    if settings.query_prepare_minutes:
+        scheduler.add_job(
+            _guarded(prepare_query_frame, node),
+            "interval",
+            minutes=settings.query_prepare_minutes,
+            next_run_time=datetime.now(UTC),
+            id="query-prepare",
         )
     for peer, hours in sorted(settings.match_schedule_hours.items()):
         scheduler.add_job(_guarded(match_with(peer), node), "interval", hours=hours, id=f"match-{peer}")

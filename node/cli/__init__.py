@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "match": ("matching", "match_group"),
     "matches": ("matching", "matches_group"),
     "disclosures": ("matching", "disclosures_group"),
+    "query": ("query", "query_group"),
+    "budget": ("budget", "budget_group"),
 }
 
 

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import protocol.matching
-import protocol.psi  # noqa: F401  (register their message types)
+import protocol.psi
+import protocol.query.messages  # noqa: F401  (register their message types)
 from node.context import NodeContext
 from node.errors import NodeError, OperatorError, PeerRefusal, RemoteRefusal, TransportError
 from node.services import exchange_log

@@ -26,7 +26,8 @@ def load_handlers() -> None:
     """Import the modules that register handlers of later capabilities (once; imports are cached)."""
     import node.matching.followup
     import node.matching.responder
-    import node.matching.unit  # noqa: F401
+    import node.matching.unit
+    import node.query.responder  # noqa: F401
 
 
 def handle_request(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:
