@@ -265,7 +265,7 @@ def _check_caps(session: Session, policy: BudgetPolicy, period: str, peer: str, 
         )
     peer_spent, global_spent = _spent(session, period, peer)
     peer_cap = policy.cap_for(peer)
-    if peer_spent + rho_nano > peer_cap or global_spent + rho_nano > policy.global_nano:
+    if peer_spent > peer_cap or global_spent + rho_nano > policy.global_nano:
         peer_left = max(peer_cap - peer_spent, 0)
         global_left = max(policy.global_nano - global_spent, 0)
         raise BudgetRefusal(

@@ -454,11 +454,11 @@ def shared_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeContex
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     peer_cap=st.integers(0, 30),
-    global_cap=st.integers(0, 60),
+    global_cap=st.integers(0, 45),
     query_cap=st.integers(1, 12),
     override=st.one_of(st.none(), st.integers(0, 30)),
     costs=st.lists(st.integers(1, 15), min_size=6, max_size=6),
-    ops=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 5)), max_size=40),
+    ops=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 5)), min_size=8, max_size=40),
 )
 def test_a_release_never_exceeds_the_budget(
     shared_node: NodeContext,
