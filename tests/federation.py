@@ -112,7 +112,10 @@ def build_federation(
         nodes[node_id] = node
     governance = [nacl.signing.SigningKey.generate() for _ in range(3)]
     data = signed_directory(
-        [member_of(n) for n in nodes.values()], governance, version=1, expires=now + 30 * 86400
+        [member_of(n) for n in sorted(nodes.values(), key=lambda n: n.node_id)],
+        governance,
+        version=1,
+        expires=now + 30 * 86400,
     )
     for node in nodes.values():
         install_directory(node, data, initial=True)

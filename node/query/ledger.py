@@ -44,7 +44,7 @@ from node.context import NodeContext
 from node.errors import OperatorError, PeerRefusal
 from node.services import exchange_log
 from node.storage.models.queries import BudgetPeriod, PrivacyCharge
-from protocol.envelope import NODE_ID_RE
+from protocol.envelope import HASH_RE, MESSAGE_ID_RE, NODE_ID_RE
 from protocol.query.privacy import NANO, InvalidLoss, format_rho
 
 PERIOD_KINDS = ("month", "quarter", "year")
@@ -190,8 +190,10 @@ def release(
     this query in this period, else check the caps, call ``draw()``, store the charge with the
     answer and append a log entry. Raises BudgetRefusal (``query_over_limit``,
     ``budget_exhausted``) without charging or logging anything; an exception from ``draw()``
-    propagates and nothing is charged. Raises InvalidLoss for a rho that is not positive.
+    propagates and nothing is charged. Raises InvalidLoss for a rho that is not positive and
+    OperatorError for a malformed peer id, query hash or message id (before drawing anything).
     """
+    _check_release_ids(peer, query_hash, message_id)
     if rho_nano <= 0:
         raise InvalidLoss("rho: a privacy loss must be above zero")
     policy = budget_policy(node.settings)
@@ -227,6 +229,18 @@ def release(
         return Release(answer, False, period, charge.id, rho_nano)
 
 
+def _check_release_ids(peer: str, query_hash: str, message_id: str) -> None:
+    """Fail before any noise is drawn on what the log would refuse after (values never echoed)."""
+    if not NODE_ID_RE.match(peer):
+        raise OperatorError("peer: expected a node id", code="invalid_peer")
+    if not HASH_RE.match(query_hash):
+        raise OperatorError(
+            "query_hash: expected 64 lowercase hex digits (SHA-256)", code="invalid_query_hash"
+        )
+    if message_id and not MESSAGE_ID_RE.match(message_id):
+        raise OperatorError("message_id: expected 32 lowercase hex digits", code="invalid_message_id")
+
+
 def _lock_period(session: Session, period: str, now: int) -> None:
     """Lock the period's row for this transaction, creating it on first use."""
     locked = select(_periods.c.period).where(_periods.c.period == period).with_for_update()
@@ -260,19 +274,19 @@ def _check_caps(session: Session, policy: BudgetPolicy, period: str, peer: str, 
     if rho_nano > policy.query_nano:
         raise BudgetRefusal(
             f"this query asks for {_loss_text(rho_nano, delta)} and the most one query may spend is "
-            f"{_loss_text(policy.query_nano, delta)} (epsilon at delta {delta:g})",
+            f"{_loss_text(policy.query_nano, delta)}; epsilon at delta {delta:g}",
             code="query_over_limit",
         )
     peer_spent, global_spent = _spent(session, period, peer)
     peer_cap = policy.cap_for(peer)
-    if peer_spent > peer_cap or global_spent + rho_nano > policy.global_nano:
+    if peer_spent + rho_nano > peer_cap or global_spent + rho_nano > policy.global_nano:
         peer_left = max(peer_cap - peer_spent, 0)
         global_left = max(policy.global_nano - global_spent, 0)
         raise BudgetRefusal(
             f"this query spends {_loss_text(rho_nano, delta)}; left in {period}: "
             f"{_loss_text(peer_left, delta)} of {format_rho(peer_cap)} for {peer}, "
-            f"{_loss_text(global_left, delta)} of {format_rho(policy.global_nano)} over all peers "
-            f"(epsilon at delta {delta:g})",
+            f"{_loss_text(global_left, delta)} of {format_rho(policy.global_nano)} over all peers; "
+            f"epsilon at delta {delta:g}",
             code="budget_exhausted",
         )
 

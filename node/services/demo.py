@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from node.context import NodeContext, open_node
-from node.services import demo_matching, sandbox
+from node.services import demo_matching, demo_query, sandbox
 
 COUNTRIES = ["NLD", "ROU", "UKR"]
 Say = Callable[[str], None]
@@ -39,6 +39,7 @@ def run_demo(
         summary["outbox"] = _outbox_delivery(nodes, say)
         summary["hostile"] = _hostile_envelopes(nodes, say)
         summary["matching"] = demo_matching.run(nodes, say, step=6)
+        summary["query"] = demo_query.run(nodes, say, step=7)
         summary["audit"] = _audit(nodes, say)
     finally:
         for node in nodes.values():
@@ -154,7 +155,7 @@ def _error_code(body: bytes) -> str:
 def _audit(nodes: dict[str, NodeContext], say: Say) -> dict[str, Any]:
     from node.services.exchange_log import checkpoint, verify
 
-    say("\n7. Each node signs a checkpoint of its exchange log and verifies the whole chain:")
+    say("\n8. Each node signs a checkpoint of its exchange log and verifies the whole chain:")
     result = {}
     for node in nodes.values():
         checkpoint(node)

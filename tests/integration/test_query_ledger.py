@@ -176,8 +176,8 @@ def test_caps_per_peer_over_all_peers_and_per_query(node: NodeContext) -> None:
     message = _refused(node, "nl-focal", "c", 1, "budget_exhausted")
     assert message == (
         f"this query spends rho 0.000000001 (epsilon {eps(1)}); left in 2026-11: "
-        f"rho 0 (epsilon 0) of 0.1 for nl-focal, rho 0.05 (epsilon {eps(5 * CENTI)}) of 0.15 over all peers "
-        "(epsilon at delta 1e-07)"
+        f"rho 0 (epsilon 0) of 0.1 for nl-focal, rho 0.05 (epsilon {eps(5 * CENTI)}) of 0.15 over all peers; "
+        "epsilon at delta 1e-07"
     )
 
     ask(node, "ro-anitp", "a", 4 * CENTI, draw)  # all peers: 0.14 of 0.15
@@ -218,10 +218,29 @@ def test_a_failed_draw_charges_nothing(node: NodeContext) -> None:
     assert not retried.cached and counts(node) == (1, 5 * CENTI, 1)
 
 
-def test_a_loss_that_is_not_positive_is_refused(node: NodeContext) -> None:
-    with pytest.raises(InvalidLoss) as raised:
-        ask(node, "nl-focal", "a", 0, Draw())
-    assert raised.value.code == "invalid_privacy_loss" and counts(node) == (0, 0, 0)
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"rho_nano": 0}, "invalid_privacy_loss"),
+        ({"rho_nano": -5}, "invalid_privacy_loss"),
+        ({"peer": "NL Focal"}, "invalid_peer"),
+        ({"peer": ""}, "invalid_peer"),
+        ({"query_hash": "ab" * 31}, "invalid_query_hash"),
+        ({"query_hash": "AB" * 32}, "invalid_query_hash"),
+        ({"message_id": "xyz"}, "invalid_message_id"),
+    ],
+)
+def test_malformed_arguments_are_refused_before_any_draw(
+    node: NodeContext, change: dict[str, Any], code: str
+) -> None:
+    draw = Draw()
+    args: dict[str, Any] = {
+        "peer": "nl-focal", "query_hash": qhash("a"), "spec": {}, "measure": "count", "dimensions": [],
+        "rho_nano": CENTI, "message_id": "", "draw": draw, **change,
+    }  # fmt: skip
+    with pytest.raises((InvalidLoss, OperatorError)) as raised:
+        release(node, **args)
+    assert raised.value.code == code and draw.calls == 0 and counts(node) == (0, 0, 0)
 
 
 # --- concurrency ------------------------------------------------------------------------------------
