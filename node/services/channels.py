@@ -15,10 +15,15 @@ from node.storage.models.exchange import Channel, SeenMessage
 
 
 def _insert_ignore(session: Session, table: type, **values: object) -> int:
-    """INSERT ... ON CONFLICT DO NOTHING; returns the number of rows inserted (0 or 1)."""
+    """INSERT ... ON CONFLICT DO NOTHING; returns the number of rows inserted (0 or 1).
+
+    Counted with RETURNING, not the cursor's rowcount: psycopg 3 reports -1 for this statement
+    on PostgreSQL, which once made every replayed envelope look new there.
+    """
     dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = session.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())
-    return int(getattr(result, "rowcount", 0) or 0)
+    key = next(iter(table.__table__.primary_key.columns))  # type: ignore[attr-defined]  # a mapped class
+    statement = dialect_insert(table).values(**values).on_conflict_do_nothing().returning(key)
+    return len(session.execute(statement).all())
 
 
 def next_outgoing_seq(session: Session, peer: str) -> int:
