@@ -110,9 +110,12 @@ def render_run(r: dict[str, Any], max_rows: int = DEFAULT_ROWS, truth: list[int]
     if r["title"]:
         lines.append(f"  {r['description']}")
     countries = t["countries"]
+    outcomes = {o["node_id"]: o for o in r["outcomes"]}
     for c in countries:
+        o = outcomes.get(c["node_id"], {})
+        how = "from its release cache" if o.get("cached") else f"in {o.get('seconds', 0):.1f} s"
         lines.append(
-            f"  {c['country']} ({c['node_id']}): answered, noise scale {c['scale']:.3g}, "
+            f"  {c['country']} ({c['node_id']}): answered {how}, noise scale {c['scale']:.3g}, "
             f"standard error {c['se']:.3g} per cell (95 %: ±{c['ci95_half_width']:.3g})"
         )
     for o in r["left_out"]:

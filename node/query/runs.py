@@ -10,7 +10,9 @@ re-opened: the table is recombined from the stored answers, never asked again.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,6 +45,7 @@ class Outcome:
     message: str = ""
     answer: dict[str, Any] | None = None
     envelope_hash: str = ""
+    seconds: float = 0.0  # from asking to a checked answer (or the refusal)
 
 
 def resolve_peers(node: NodeContext, peers: str | Sequence[str]) -> list[str]:
@@ -91,7 +94,9 @@ def run_query(
     countries.setdefault(node.node_id, node.settings.country)
 
     def ask(node_id: str) -> Outcome:
+        started = time.perf_counter()
         outcome = _ask(node, spec, query_id, node_id, countries.get(node_id, "XXX"))
+        outcome = dataclasses.replace(outcome, seconds=round(time.perf_counter() - started, 3))
         if progress:
             progress(node_id, outcome.status)
         return outcome
@@ -111,6 +116,7 @@ def run_query(
                     answer=o.answer,
                     envelope_hash=o.envelope_hash,
                     received_at=node.clock(),
+                    seconds_ms=round(o.seconds * 1000),
                 )
             )
         run = session.get(QueryRun, query_id)
@@ -217,7 +223,8 @@ def show_query(node: NodeContext, query_id: str) -> dict[str, Any]:
         spec = parse_spec(run.spec)
         outcomes = [
             {"node_id": a.node_id, "country": a.country, "status": a.status, "code": a.code, "message": a.message,
-             "cached": bool(a.answer and a.answer.get("cached")), "period": (a.answer or {}).get("period")}
+             "cached": bool(a.answer and a.answer.get("cached")), "period": (a.answer or {}).get("period"),
+             "seconds": a.seconds_ms / 1000}
             for a in answers
         ]  # fmt: skip
         usable = [

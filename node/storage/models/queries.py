@@ -79,5 +79,6 @@ class QueryAnswer(Base):
     answer: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))  # the query.answer payload
     envelope_hash: Mapped[str] = mapped_column(String(64))  # of the signed reply
     received_at: Mapped[int] = mapped_column(BigInteger)
+    seconds_ms: Mapped[int] = mapped_column(Integer)  # how long the country took to answer or refuse
 
     __table_args__ = (UniqueConstraint("query_id", "node_id", name="uq_query_answers_query_node"),)

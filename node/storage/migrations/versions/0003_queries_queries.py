@@ -70,6 +70,7 @@ def upgrade() -> None:
         sa.Column("answer", sa.JSON(none_as_null=True), nullable=True),
         sa.Column("envelope_hash", sa.String(length=64), nullable=False),
         sa.Column("received_at", sa.BigInteger(), nullable=False),
+        sa.Column("seconds_ms", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["query_id"],
             ["query_runs.query_id"],
