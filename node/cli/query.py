@@ -138,7 +138,7 @@ def render_run(r: dict[str, Any], max_rows: int = DEFAULT_ROWS, truth: list[int]
             *(cell["labels"] or ["all"]),
             *cell["values"],
             cell["total"],
-            f"{cell['ci95'][0]:g} to {cell['ci95'][1]:g}",
+            f"{cell['ci95'][0]:.1f} to {cell['ci95'][1]:.1f}",
         ]
         if truth is not None:
             row.append(truth[i])

@@ -37,5 +37,9 @@ def test_demo_runs_everything_and_cleans_up() -> None:
         likely = done["summary"]["candidates"]["likely"]
         assert likely > 0 and done["truth"]["likely_right"] >= 0.9 * likely
     assert matching["review"]["status"] == "confirmed"
+    query = summary["query"]
+    assert query["answered"] == ["NLD", "ROU", "UKR"]
+    assert query["inside_ci95"] >= query["cells"] // 2  # 95 % intervals hold most true totals
+    assert query["cached_again"] == 3  # asked again: every country answered from its release cache
     assert all(report["ok"] for report in summary["audit"].values())
     assert not Path(summary["dir"]).exists()  # the sandbox was stopped and removed
