@@ -17,9 +17,12 @@ Design:
   already holds the database's write lock). Charges in one period are thereby serialised, and the
   check and the charge are one atomic step. The exchange log's head is locked after it (append
   last), so locks are always taken in one order and cannot deadlock.
-* **Draw after charge, in the same transaction.** The noise is drawn only once the budget is
-  known to allow it, and the answer commits together with its charge: a crash in between leaves
-  neither, and a failed draw charges nothing.
+* **Released only once charged, in the same transaction.** The answer is stored with its charge
+  and leaves only after both committed: a crash in between leaves neither, and a failed draw
+  charges nothing. The caller may draw the noise before the lock (``preview`` first says whether
+  the cache or the caps would answer instead): drawing a 64,000-cell table takes most of a second,
+  and SQLite's write lock should not wait for it. A table drawn for a query that the locked check
+  then refuses, or finds in the cache, is thrown away unseen; only released noise spends privacy.
 * **The release cache.** A charge row keeps the answer it paid for. Asking the same query
   (same canonical hash) again from the same peer in the same period returns that answer at no
   cost. Fresh noise on a repeat would let a peer average the noise away for free, so a repeat
@@ -227,6 +230,28 @@ def release(
         session.flush()
         _log(session, now, "budget_charge", "charged", peer, message_id, period, rho_nano, query_hash)
         return Release(answer, False, period, charge.id, rho_nano)
+
+
+def preview(node: NodeContext, *, peer: str, query_hash: str, rho_nano: int) -> bool:
+    """Whether ``release`` would answer from the cache (True), refuse (raises), or charge (False).
+
+    A read without the period lock, so that a caller need not count and draw for a query the
+    ledger will refuse or answer from its cache; ``release`` checks again under the lock and its
+    verdict is the one that counts. Raises BudgetRefusal as ``release`` would.
+    """
+    _check_release_ids(peer, query_hash, "")
+    policy = budget_policy(node.settings)
+    period = period_of(policy.period, node.clock())
+    with node.db.read() as session:
+        cached = session.execute(
+            select(_charges.c.id).where(
+                _charges.c.period == period, _charges.c.peer == peer, _charges.c.query_hash == query_hash
+            )
+        ).first()
+        if cached is not None:
+            return True
+        _check_caps(session, policy, period, peer, rho_nano)
+    return False
 
 
 def _check_release_ids(peer: str, query_hash: str, message_id: str) -> None:

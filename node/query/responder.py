@@ -4,10 +4,13 @@ The order matters for privacy and for a peer's budget:
 
 1. the specification is parsed here (a peer's plan is never run) and checked against the most one
    query may spend, before any work;
-2. the exact table is counted from the query frame, outside any transaction (no lock held);
-3. the ledger, in one transaction that locks the budget period, answers from the release cache,
-   or checks both caps, draws the noise with OpenDP and records the charge with the release;
-4. only then does the answer leave, in an envelope signed by this node.
+2. the ledger says, without a lock, whether its release cache holds the answer or a cap refuses;
+3. if not, the exact table is counted from the query frame and the noise drawn with OpenDP,
+   outside any transaction;
+4. the ledger, in one transaction that locks the budget period, answers from the release cache,
+   or checks both caps again and records the charge with the release;
+5. only then does the answer leave, in an envelope signed by this node. A table drawn for a
+   query the locked check refuses is thrown away unseen.
 
 A refusal at any step charges nothing. The same function answers this node's own analysts (the
 asker is then this node's own id, charged to the global cap like any peer).
@@ -37,17 +40,22 @@ def answer(
 
     Raises BudgetRefusal (query_over_limit, budget_exhausted); charges nothing when it raises.
     """
-    policy = ledger.budget_policy(node.settings)
-    period = ledger.period_of(policy.period, node.clock())
-    # Over the per-query limit the ledger refuses before drawing (unless the release cache has
-    # the answer already), so the table is not even counted.
-    over_limit = spec.rho_nano > policy.query_nano
-    counts = None if over_limit else count_cells(current_frame(node), spec)
+    period = ledger.period_of(ledger.budget_policy(node.settings).period, node.clock())
+    # Neither count nor draw for a query the ledger will answer from its cache or refuse. Otherwise
+    # draw before the ledger's lock (a large table takes most of a second to draw); the table
+    # leaves only if the locked check charges it, and is thrown away unseen if not.
+    cached = ledger.preview(node, peer=asker, query_hash=spec.hash, rho_nano=spec.rho_nano)
+    drawn = None
+    if not cached:
+        counts = count_cells(current_frame(node), spec)
+        drawn = release_table(spec, counts, period=period, released_at=node.clock())
 
     def draw() -> dict[str, Any]:
-        if counts is None:
-            raise AssertionError("the ledger refuses a query over the limit before drawing")
-        return release_table(spec, counts, period=period, released_at=node.clock())
+        if drawn is None:  # the cache emptied between the preview and the lock: a new period began
+            raise PeerRefusal(
+                "the budget period changed while answering; ask again", code="period_changed", http_status=409
+            )
+        return drawn
 
     released = ledger.release(
         node,

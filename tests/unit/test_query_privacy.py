@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from protocol.errors import MalformedError
 from protocol.messages import check_payload
-from protocol.query.combine import Z95, CountryAnswer, combine
+from protocol.query.combine import Z95, CountryAnswer, ci95_half_width, combine
 from protocol.query.messages import AnswerMismatch, scale_text, verify_answer
 from protocol.query.privacy import (
     NANO,
@@ -132,6 +132,21 @@ def test_combine_totals_errors_and_intervals() -> None:
     se = math.sqrt(discrete_gaussian_variance(2.0) + discrete_gaussian_variance(3.0))
     assert math.isclose(table["total_se"], se, rel_tol=1e-3)
     low, high = table["cells"][0]["ci95"]
-    assert math.isclose(high - low, 2 * Z95 * se, rel_tol=1e-3)
+    assert high - low == 2 * ci95_half_width([2.0, 3.0])
     assert [c["country"] for c in table["countries"]] == ["NLD", "ROU"]
     assert combine(spec, [])["cells"][0]["total"] == 0
+
+
+def test_intervals_are_exact_for_small_noise_and_normal_above() -> None:
+    # at scale 1, P(|X| <= 1) = 0.883 and P(|X| <= 2) = 0.991: the 95 % half width is 2, not 1.96
+    assert ci95_half_width([1.0]) == 2.0
+    weights = {x: math.exp(-(x * x) / 2) for x in range(-30, 31)}
+    total = sum(weights.values())
+    assert (
+        sum(w for x, w in weights.items() if abs(x) <= 1) / total
+        < 0.95
+        <= sum(w for x, w in weights.items() if abs(x) <= 2) / total
+    )
+    assert ci95_half_width([0.5, 0.5]) >= 1.0
+    assert ci95_half_width([10.0]) == pytest.approx(Z95 * 10.0)
+    assert ci95_half_width([]) == 0.0
