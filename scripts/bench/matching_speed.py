@@ -37,6 +37,9 @@ import nacl.bindings
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from procs import tree_peak_kib
 
 from node.matching.engine import encode, link
 from node.matching.features import features
@@ -123,29 +126,6 @@ def components(count: int) -> dict[str, float]:
     out["link_comparisons_per_s"] = result.comparisons / seconds
     out["persons_per_side"] = float(len(a))
     return out
-
-
-def tree_peak_kib(pid: int) -> int:
-    """The largest peak resident size (VmHWM) of ``pid`` and its descendants, in KiB."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    peak, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        todo += children.get(current, [])
-        try:
-            for line in (Path("/proc") / str(current) / "status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    peak = max(peak, int(line.split()[1]))
-        except OSError:
-            continue
-    return peak
 
 
 PERSONS_PER_ROW = 0.856  # of the generator at seed 9 (a person in several cases has several rows)
