@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from node.context import NodeContext
 from node.errors import ConfigurationError, OperatorError
 from node.keys import NodeKeys, open_key, seal_key, write_private_file
+from node.services import exchange_log
 from node.settings import Settings
 from node.storage.models.directory import DirectoryVersion
 from protocol.canonical import b64decode, b64encode, parse_json
@@ -212,6 +213,15 @@ def install_directory(node: NodeContext, data: bytes, *, initial: bool) -> Direc
                 )
             )
             _flush(session, directory)
+            exchange_log.append(  # the directory in force decides whom this node trusts: auditors see each change
+                session,
+                time=now,
+                kind="directory",
+                outcome="installed",
+                envelope_hash=directory.digest,
+                detail={"federation": directory.federation[:64], "version": directory.version,
+                        "expires": directory.expires, "initial": initial},
+            )  # fmt: skip
             _stage(staged, document_text(document))
         os.replace(staged, target)
     finally:

@@ -77,7 +77,13 @@ def _open(node: NodeContext, sealed: SealedEnvelope, member: Member, now: int) -
 
 
 def _record_accepted(
-    node: NodeContext, sealed: SealedEnvelope, message: Message, *, seq: int | None, now: int
+    node: NodeContext,
+    sealed: SealedEnvelope,
+    message: Message,
+    *,
+    seq: int | None,
+    now: int,
+    reply_to: str = "",
 ) -> None:
     """Remember the message id (and, for a request, the channel's seq) and log it as accepted, atomically."""
     header = message.header
@@ -100,6 +106,7 @@ def _record_accepted(
             envelope_hash=sealed.hash,
             size=len(sealed.box),
             outcome="accepted",
+            detail={"reply_to": reply_to} if reply_to else None,
         )
 
 
@@ -212,7 +219,7 @@ def _seal_reply(
     )
     reply = _seal(node, Message(header=header, payload=payload), peer)
     with node.db.transaction() as session:
-        _log_out(session, node, reply, header, outcome="sent")
+        _log_out(session, node, reply, header, outcome="sent", reply_to=sealed_request.hash)
     return reply.to_bytes()
 
 
@@ -227,8 +234,16 @@ def _seal(node: NodeContext, message: Message, peer: Member) -> SealedEnvelope:
 
 
 def _log_out(
-    session: Any, node: NodeContext, sealed: SealedEnvelope, header: Header, *, outcome: str, code: str = ""
+    session: Any,
+    node: NodeContext,
+    sealed: SealedEnvelope,
+    header: Header,
+    *,
+    outcome: str,
+    code: str = "",
+    reply_to: str = "",
 ) -> None:
+    """Log an envelope sent; a reply names the envelope hash of the request it answers (its receipt)."""
     exchange_log.append(
         session,
         time=node.clock(),
@@ -241,6 +256,7 @@ def _log_out(
         size=len(sealed.box),
         outcome=outcome,
         code=code,
+        detail={"reply_to": reply_to} if reply_to else None,
     )
 
 
@@ -368,7 +384,7 @@ def _accept_reply(
             raise PeerRefusal("the reply comes from another node", code="sender_mismatch", http_status=403)
         reply = _open(node, sealed, peer, now)
         _check_reply(request, sealed_request, reply)
-        _record_accepted(node, sealed, reply, seq=None, now=now)
+        _record_accepted(node, sealed, reply, seq=None, now=now, reply_to=sealed_request.hash)
     except (NodeError, ProtocolError) as e:
         refusal = _refusal(e)
         _log_refused(

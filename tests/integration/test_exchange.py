@@ -96,11 +96,21 @@ def test_ping_round_trip_is_logged_on_both_sides(fed: Federation) -> None:
         and exchange.reply.header.reply_to.hash == exchange.request_hash
     )
     nld = [
-        (e["direction"], e["outcome"], e["message_type"], e["envelope_hash"]) for e in _log_rows(fed, "nld")
+        (e["direction"], e["outcome"], e["message_type"], e["envelope_hash"])
+        for e in _log_rows(fed, "nld")
+        if e["kind"] == "envelope"
     ]
     rou = [
-        (e["direction"], e["outcome"], e["message_type"], e["envelope_hash"]) for e in _log_rows(fed, "rou")
+        (e["direction"], e["outcome"], e["message_type"], e["envelope_hash"])
+        for e in _log_rows(fed, "rou")
+        if e["kind"] == "envelope"
     ]
+    # the reply is the receipt: both sides log it with the hash of the request it answers
+    for node_id in ("nld", "rou"):
+        pong = next(e for e in _log_rows(fed, node_id) if e["message_type"] == "pong")
+        assert pong["detail"] == {"reply_to": exchange.request_hash}
+    installed = [e for e in _log_rows(fed, "rou") if e["kind"] == "directory"]
+    assert [(e["outcome"], e["detail"]["version"]) for e in installed] == [("installed", 1)]
     assert nld == [
         ("out", "sent", "ping", exchange.request_hash),
         ("in", "accepted", "pong", exchange.reply_hash),
