@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 from federation import Federation, build_federation, load_synthetic
-from node.query.count import count_cells
-from node.query.frame import current_frame
 from sqlalchemy import func, select
 
 from node.errors import RemoteRefusal
 from node.query import responder
+from node.query.count import count_cells
+from node.query.frame import current_frame
 from node.query.runs import list_queries, run_query, show_query
 from node.services.exchange import prepare_request, send_request
 from node.services.exchange_log import recent_entries
