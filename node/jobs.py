@@ -104,9 +104,14 @@ def deliver_outbox(node: NodeContext) -> None:
 
 
 def checkpoint_log(node: NodeContext) -> None:
+    """Sign a checkpoint when one is due, and have the peers that witness send back cosignatures."""
     from node.services.exchange_log import checkpoint_if_due
+    from node.services.witness import witness_all
 
-    checkpoint_if_due(node)
+    if checkpoint_if_due(node) is not None:
+        for outcome in witness_all(node):
+            if outcome["status"] != "cosigned":
+                log.warning("checkpoint not cosigned", extra={"job": "checkpoint", **outcome})
 
 
 def forget_seen_ids(node: NodeContext) -> None:

@@ -65,6 +65,64 @@ def checkpoint_command(ctx: click.Context, as_json: bool) -> None:
     emit(data, as_json, signed.note.decode().rstrip("\n"))
 
 
+@audit_group.command("witness")
+@click.option(
+    "--peer", "peer_id", default=None, help="One witness (default: every member with the witness role)."
+)
+@json_option
+@click.pass_context
+def witness_command(ctx: click.Context, peer_id: str | None, as_json: bool) -> None:
+    """Send the newest checkpoint to the witnesses now and store their cosignatures."""
+    from node.services.witness import witness_all, witness_checkpoint
+
+    node = open_node_from_ctx(ctx)
+    try:
+        outcomes = [witness_checkpoint(node, peer_id)] if peer_id else witness_all(node)
+    finally:
+        node.close()
+    emit({"witnesses": outcomes}, as_json, lambda data: _render_witnesses(data["witnesses"]))
+    if any(o["status"] != "cosigned" for o in outcomes):
+        ctx.exit(1)
+
+
+def _render_witnesses(outcomes: list[dict[str, Any]]) -> str:
+    if not outcomes:
+        return "no member of the directory has the witness role"
+    lines = []
+    for o in outcomes:
+        if o["status"] == "cosigned":
+            lines.append(f"{o['peer']}: cosigned the checkpoint at size {o['size']}")
+        else:
+            reason = o.get("message") or o.get("code") or ""
+            lines.append(f"{o['peer']}: {o['status'].replace('_', ' ')} {reason}".rstrip())
+    return "\n".join(lines)
+
+
+@audit_group.command("checkpoints")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@json_option
+@click.pass_context
+def checkpoints_command(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """The newest signed checkpoints and which witnesses cosigned each."""
+    from node.services.witness import list_checkpoints
+
+    node = open_node_from_ctx(ctx)
+    try:
+        rows = list_checkpoints(node, limit=limit)
+    finally:
+        node.close()
+    emit({"checkpoints": rows}, as_json, lambda data: _render_checkpoints(data["checkpoints"]))
+
+
+def _render_checkpoints(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no checkpoint yet ('palermo audit checkpoint' signs one)"
+    body = [
+        [r["size"], r["root"][:16], _utc(r["created_at"]), ", ".join(r["witnesses"]) or "-"] for r in rows
+    ]
+    return table(body, ["size", "root", "signed (UTC)", "cosigned by"])
+
+
 @audit_group.command("log")
 @click.option(
     "--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="How many entries."

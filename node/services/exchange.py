@@ -12,7 +12,8 @@ from typing import Any
 
 import protocol.matching
 import protocol.psi
-import protocol.query.messages  # noqa: F401  (register their message types)
+import protocol.query.messages
+import protocol.translog.witness  # noqa: F401  (register their message types)
 from node.context import NodeContext
 from node.errors import NodeError, OperatorError, PeerRefusal, RemoteRefusal, TransportError
 from node.services import exchange_log

@@ -27,7 +27,8 @@ def load_handlers() -> None:
     import node.matching.followup
     import node.matching.responder
     import node.matching.unit
-    import node.query.responder  # noqa: F401
+    import node.query.responder
+    import node.services.witness  # noqa: F401
 
 
 def handle_request(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:

@@ -9,11 +9,26 @@ the Merkle root, with no extension lines.
 
 The package re-exports every public name of its modules; import them from here:
 ``entry`` (LogEntry and its canonical bytes), ``merkle`` (leaf and node hashes, roots, compact
-ranges), ``note`` (signed notes and checkpoints), ``verify`` (LogVerifier, LogProblem).
+ranges), ``note`` (signed notes and checkpoints), ``verify`` (LogVerifier, LogProblem),
+``proofs`` (RFC 9162 inclusion and consistency proofs), ``cosign`` (C2SP witness cosignatures).
+``witness`` (the log.witness messages) and ``bundle``/``audit`` (the auditor's offline bundle)
+are imported by their own names.
 """
 
 from __future__ import annotations
 
+from protocol.translog.cosign import (
+    COSIGNATURE_TYPE,
+    Cosignature,
+    CosignatureError,
+    add_signatures,
+    cosign,
+    cosignature_key_id,
+    cosignature_message,
+    cosignatures,
+    verify_cosignature,
+    witness_name,
+)
 from protocol.translog.entry import (
     DETAIL_KEY_RE,
     DIRECTION_RE,
@@ -52,12 +67,23 @@ from protocol.translog.note import (
     verify_checkpoint,
     verify_note,
 )
+from protocol.translog.proofs import (
+    LeafSource,
+    ProofError,
+    SubtreeCache,
+    consistency_proof,
+    inclusion_proof,
+    subtree_root,
+    verify_consistency,
+    verify_inclusion,
+)
 from protocol.translog.verify import (
     LogProblem,
     LogVerifier,
 )
 
 __all__ = [
+    "COSIGNATURE_TYPE",
     "DETAIL_KEY_RE",
     "DIRECTION_RE",
     "ED25519_SIGNATURE_TYPE",
@@ -76,11 +102,23 @@ __all__ = [
     "ZERO_HASH",
     "Checkpoint",
     "CompactRange",
+    "Cosignature",
+    "CosignatureError",
+    "LeafSource",
     "LogEntry",
     "LogProblem",
     "LogVerifier",
     "NoteSignature",
+    "ProofError",
+    "SubtreeCache",
+    "add_signatures",
     "check_key_name",
+    "consistency_proof",
+    "cosign",
+    "cosignature_key_id",
+    "cosignature_message",
+    "cosignatures",
+    "inclusion_proof",
     "leaf_hash",
     "log_origin",
     "merkle_root",
@@ -90,6 +128,11 @@ __all__ = [
     "parse_note",
     "sign_checkpoint",
     "sign_note",
+    "subtree_root",
     "verify_checkpoint",
+    "verify_consistency",
+    "verify_cosignature",
+    "verify_inclusion",
     "verify_note",
+    "witness_name",
 ]

@@ -1,0 +1,153 @@
+"""Witnessing: peers cosign a node's checkpoints only while its log keeps one history."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from federation import Federation, build_federation
+from sqlalchemy import delete, func, select
+
+from node.errors import RemoteRefusal
+from node.services.exchange import send_request
+from node.services.exchange_log import checkpoint, recent_entries
+from node.services.witness import cosigned_note, witness_all, witness_checkpoint
+from node.storage.models.witness import LogCosignature, WitnessedLog
+from protocol.translog import Checkpoint, log_origin, sign_checkpoint, verify_checkpoint
+from protocol.translog.cosign import verify_cosignature, witness_name
+
+
+@pytest.fixture
+def fed(make_home: Callable[..., Path], database_url: str | None) -> Federation:
+    # rou, the witness in most tests, is first, so it runs on the parametrised database
+    return build_federation(
+        make_home, [("rou", "ROU"), ("nld", "NLD"), ("ukr", "UKR")], database_url=database_url
+    )
+
+
+def _grow(fed: Federation, pings: int = 2) -> Checkpoint:
+    for i in range(pings):
+        send_request(fed.nodes["nld"], "rou", "ping", {"nonce": f"{i:032x}"})
+    fed.clock.now += 1
+    return checkpoint(fed.nodes["nld"])
+
+
+def _cosignatures(fed: Federation) -> list[tuple[int, str]]:
+    with fed.nodes["nld"].db.read() as session:
+        rows = session.execute(
+            select(LogCosignature.checkpoint_size, LogCosignature.witness).order_by(LogCosignature.id)
+        )
+        return [(int(size), witness) for size, witness in rows]
+
+
+def test_witnesses_cosign_and_follow_the_log_with_consistency_proofs(fed: Federation) -> None:
+    nld = fed.nodes["nld"]
+    first = _grow(fed)
+    assert sorted(o["status"] for o in witness_all(nld)) == ["cosigned", "cosigned"]
+    second = _grow(fed, 3)
+    assert second.size > first.size
+    outcomes = witness_all(nld)  # each witness checks a consistency proof from the size it cosigned
+    assert [o["status"] for o in outcomes] == ["cosigned", "cosigned"]
+    assert sorted(_cosignatures(fed)) == sorted(
+        [(first.size, "rou"), (first.size, "ukr"), (second.size, "rou"), (second.size, "ukr")]
+    )
+    with nld.db.read() as session:
+        from node.storage.models.log import LogCheckpoint
+
+        note = (
+            session.execute(select(LogCheckpoint.note).where(LogCheckpoint.size == second.size))
+            .scalar_one()
+            .encode()
+        )
+    signed = cosigned_note(nld, second.size, note)
+    assert verify_checkpoint(signed, origin=log_origin("nld"), public_key=nld.keys.log.verify_key) == second
+    for witness in ("rou", "ukr"):
+        verify_cosignature(
+            signed, name=witness_name(witness), public_key=fed.nodes[witness].keys.log.verify_key
+        )
+    # the witness logged what it cosigned: its own bundle shows which history it saw
+    cosigned = [e for e in recent_entries(fed.nodes["rou"], limit=50) if e["kind"] == "witness"]
+    assert [(e["peer"], e["outcome"], e["detail"]["size"]) for e in cosigned][:2] == [
+        ("nld", "cosigned", second.size),
+        ("nld", "cosigned", first.size),
+    ]
+
+
+def test_a_log_that_forgot_what_a_witness_saw_retries_with_the_right_proof(fed: Federation) -> None:
+    nld = fed.nodes["nld"]
+    _grow(fed)
+    witness_checkpoint(nld, "rou")
+    with nld.db.transaction() as session:
+        session.execute(delete(LogCosignature))
+    later = _grow(fed)
+    outcome = witness_checkpoint(nld, "rou")
+    assert (outcome["status"], outcome["size"]) == ("cosigned", later.size)
+
+
+def test_a_fork_is_refused_loudly_and_logged(fed: Federation) -> None:
+    nld, rou = fed.nodes["nld"], fed.nodes["rou"]
+    seen = _grow(fed)
+    witness_checkpoint(nld, "rou")
+    forged = Checkpoint(
+        origin=log_origin("nld"), size=seen.size, root=bytes(32)
+    )  # another root for the same size
+    note = sign_checkpoint(forged, signing_key=nld.keys.log).decode()
+    with pytest.raises(RemoteRefusal) as raised:
+        send_request(nld, "rou", "log.witness", {"checkpoint": note, "old_size": seen.size, "proof": []})
+    assert raised.value.code == "log_fork"
+    bigger = Checkpoint(
+        origin=log_origin("nld"), size=seen.size + 5, root=bytes(32)
+    )  # a longer history that does not extend it
+    note = sign_checkpoint(bigger, signing_key=nld.keys.log).decode()
+    with pytest.raises(RemoteRefusal) as raised:
+        send_request(nld, "rou", "log.witness", {"checkpoint": note, "old_size": seen.size, "proof": []})
+    assert raised.value.code == "log_fork"
+    older = Checkpoint(origin=log_origin("nld"), size=1, root=bytes(32))
+    note = sign_checkpoint(older, signing_key=nld.keys.log).decode()
+    with pytest.raises(RemoteRefusal) as raised:
+        send_request(nld, "rou", "log.witness", {"checkpoint": note, "old_size": seen.size, "proof": []})
+    assert raised.value.code == "log_rollback"
+    found = [(e["outcome"], e["code"]) for e in recent_entries(rou, limit=20) if e["kind"] == "witness"]
+    assert found[:3] == [
+        ("fork_detected", "log_rollback"),
+        ("fork_detected", "log_fork"),
+        ("fork_detected", "log_fork"),
+    ]
+    with rou.db.read() as session:  # the witness still holds the history it cosigned
+        assert session.execute(select(WitnessedLog.size)).scalar_one() == seen.size
+
+
+def test_a_checkpoint_signed_with_another_key_is_refused(fed: Federation) -> None:
+    nld = fed.nodes["nld"]
+    forged = Checkpoint(origin=log_origin("nld"), size=3, root=bytes(32))
+    note = sign_checkpoint(forged, signing_key=fed.nodes["ukr"].keys.log).decode()
+    with pytest.raises(RemoteRefusal) as raised:
+        send_request(nld, "rou", "log.witness", {"checkpoint": note, "old_size": 0, "proof": []})
+    assert raised.value.code in ("unsigned_note", "bad_signature")
+    with fed.nodes["rou"].db.read() as session:
+        assert session.execute(select(func.count()).select_from(WitnessedLog)).scalar_one() == 0
+
+
+def test_cli_lists_checkpoints_with_their_witnesses_and_reports_silent_ones(fed: Federation) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from node.cli import cli
+
+    nld = fed.nodes["nld"]
+    signed = _grow(fed)
+    witness_all(nld)
+    home = str(nld.settings.home)
+    listed = CliRunner().invoke(cli, ["--home", home, "audit", "checkpoints", "--json"])
+    assert listed.exit_code == 0, listed.output
+    newest = json.loads(listed.stdout)["checkpoints"][0]
+    assert (newest["size"], newest["witnesses"]) == (signed.size, ["rou", "ukr"])
+    text = CliRunner().invoke(cli, ["--home", home, "audit", "checkpoints"])
+    assert "rou, ukr" in text.output
+    # the CLI reaches peers over HTTP, and these test peers have no server: named, and exit 1
+    _grow(fed)
+    silent = CliRunner().invoke(cli, ["--home", home, "audit", "witness", "--peer", "rou", "--json"])
+    assert silent.exit_code == 1
+    assert json.loads(silent.stdout)["witnesses"][0]["status"] in ("no_answer", "refused")
