@@ -35,7 +35,7 @@ def create_app(
     from node.app.peer_api import peer_api
     from node.app.rest_api import rest_api
 
-    for routes in ("matching_api", "query_api", "budget_api"):  # add their routes to rest_api
+    for routes in ("matching_api", "query_api", "budget_api", "audit_api"):  # add their routes to rest_api
         importlib.import_module(f"node.app.{routes}")
 
     register_error_handlers(app)

@@ -16,6 +16,7 @@ it gets back (``log_cosignatures``); audit bundles carry them on the checkpoints
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, cast
 
@@ -23,7 +24,7 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from node.context import NodeContext
-from node.errors import NodeError, PeerRefusal, RemoteRefusal, TransportError
+from node.errors import NodeError, OperatorError, PeerRefusal, RemoteRefusal, TransportError
 from node.services import exchange_log
 from node.services.directory import current_directory
 from node.services.exchange import send_request
@@ -35,7 +36,7 @@ from protocol.envelope import Message
 from protocol.errors import ProtocolError
 from protocol.translog import log_origin, verify_checkpoint
 from protocol.translog.cosign import cosign, verify_cosignature, witness_name
-from protocol.translog.proofs import ProofError, consistency_proof, verify_consistency
+from protocol.translog.proofs import ProofError, consistency_proof, inclusion_proof, verify_consistency
 
 log = logging.getLogger("palermo.witness")
 _cosignatures = cast(Table, LogCosignature.__table__)
@@ -280,3 +281,57 @@ def list_checkpoints(node: NodeContext, *, limit: int = 20) -> list[dict[str, An
          "note": cosigned_note(node, size, note.encode("utf-8")).decode("utf-8")}
         for size, root, note, created in checkpoints
     ]  # fmt: skip
+
+
+# --- proofs for auditors --------------------------------------------------------------------------
+
+
+def _checkpoint_note(node: NodeContext, size: int) -> bytes:
+    with node.db.read() as session:
+        note = session.execute(select(LogCheckpoint.note).where(LogCheckpoint.size == size)).scalar()
+    if note is None:
+        raise OperatorError(
+            f"no signed checkpoint at size {size} ('palermo audit checkpoints' lists them)",
+            code="unknown_checkpoint",
+            http_status=404,
+        )
+    return cosigned_note(node, size, note.encode("utf-8"))
+
+
+def inclusion(node: NodeContext, index: int, size: int) -> dict[str, Any]:
+    """Entry ``index``, its leaf hash and its inclusion proof in the signed checkpoint at ``size``."""
+    note = _checkpoint_note(node, size)
+    if not 0 <= index < size:
+        raise OperatorError(f"index must be below the checkpoint's size {size}", code="invalid_request")
+    leaves = _leaf_hashes(node, size)
+    with node.db.read() as session:
+        row = session.execute(select(LogEntryRow).where(LogEntryRow.index == index)).scalar_one()
+        entry = {
+            c: getattr(row, "index" if c == "idx" else c)
+            for c in (
+                "time",
+                "kind",
+                "direction",
+                "peer",
+                "message_id",
+                "message_type",
+                "envelope_hash",
+                "size",
+                "outcome",
+                "code",
+                "prev",
+            )
+        }
+        entry["index"], entry["detail"] = row.index, json.loads(row.detail)
+    return {"index": index, "size": size, "entry": entry, "leaf_hash": leaves[index].hex(),
+            "proof": [b64encode(h) for h in inclusion_proof(leaves, index, size)], "checkpoint": note.decode("utf-8")}  # fmt: skip
+
+
+def consistency(node: NodeContext, old_size: int, new_size: int) -> dict[str, Any]:
+    """The consistency proof between two signed checkpoints, with both notes."""
+    old_note, new_note = _checkpoint_note(node, old_size), _checkpoint_note(node, new_size)
+    if not 0 < old_size <= new_size:
+        raise OperatorError("expected 0 < old size <= new size", code="invalid_request")
+    proof = consistency_proof(_leaf_hashes(node, new_size), old_size, new_size)
+    return {"old_size": old_size, "new_size": new_size, "proof": [b64encode(h) for h in proof],
+            "old_checkpoint": old_note.decode("utf-8"), "new_checkpoint": new_note.decode("utf-8")}  # fmt: skip

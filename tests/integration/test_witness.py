@@ -151,3 +151,47 @@ def test_cli_lists_checkpoints_with_their_witnesses_and_reports_silent_ones(fed:
     silent = CliRunner().invoke(cli, ["--home", home, "audit", "witness", "--peer", "rou", "--json"])
     assert silent.exit_code == 1
     assert json.loads(silent.stdout)["witnesses"][0]["status"] in ("no_answer", "refused")
+
+
+def test_auditors_get_checkpoints_and_proofs_that_verify(fed: Federation) -> None:
+    from node.services.users import add_user
+    from protocol.canonical import b64decode
+    from protocol.translog import LogEntry, verify_consistency, verify_inclusion
+
+    nld = fed.nodes["nld"]
+    first = _grow(fed, 2)
+    witness_all(nld)
+    second = _grow(fed, 5)
+    client = fed.clients["nld"]
+    _, token = add_user(nld, "auditor-1", "auditor")
+    auth = {"Authorization": f"Bearer {token}"}
+    listed = client.get("/api/v1/audit/checkpoints", headers=auth).get_json()["checkpoints"]
+    assert [c["size"] for c in listed] == [second.size, first.size]
+    assert listed[1]["witnesses"] == ["rou", "ukr"]
+    for index in (0, first.size - 1, second.size - 1):
+        got = client.get(
+            f"/api/v1/audit/proofs/inclusion?index={index}&size={second.size}", headers=auth
+        ).get_json()
+        signed = verify_checkpoint(
+            got["checkpoint"].encode(), origin=log_origin("nld"), public_key=nld.keys.log.verify_key
+        )
+        leaf = LogEntry(**got["entry"]).leaf_hash()
+        assert leaf.hex() == got["leaf_hash"]
+        verify_inclusion(
+            leaf, index, second.size, [b64decode(h, what="p") for h in got["proof"]], signed.root
+        )
+    got = client.get(
+        f"/api/v1/audit/proofs/consistency?old={first.size}&new={second.size}", headers=auth
+    ).get_json()
+    verify_consistency(
+        first.size, second.size, first.root, second.root, [b64decode(h, what="p") for h in got["proof"]]
+    )
+    missing = client.get(f"/api/v1/audit/proofs/inclusion?index=0&size={second.size + 1}", headers=auth)
+    assert (missing.status_code, missing.get_json()["error"]) == (404, "unknown_checkpoint")
+    bad = client.get("/api/v1/audit/proofs/consistency?old=x&new=2", headers=auth)
+    assert bad.status_code == 400
+    _, analyst = add_user(nld, "analyst-1", "analyst")
+    assert (
+        client.get("/api/v1/audit/checkpoints", headers={"Authorization": f"Bearer {analyst}"}).status_code
+        == 403
+    )

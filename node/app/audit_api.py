@@ -1,0 +1,46 @@
+"""REST endpoints for auditors: signed checkpoints with their cosignatures, and Merkle proofs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import jsonify, request
+
+from node.app import current_node
+from node.app.rest_api import require_role, rest_api
+from node.errors import OperatorError
+
+
+def _int_arg(name: str) -> int:
+    value = request.args.get(name, type=int)
+    if value is None or value < 0:
+        raise OperatorError(f"{name}: expected a whole number (query parameter)", code="invalid_request")
+    return value
+
+
+@rest_api.get("/audit/checkpoints")
+@require_role("auditor")
+def audit_checkpoints() -> Any:
+    """The newest signed checkpoints (C2SP notes with the witnesses' cosignatures)."""
+    from node.services.witness import list_checkpoints
+
+    limit = min(max(request.args.get("limit", 20, type=int) or 20, 1), 1000)
+    return jsonify({"checkpoints": list_checkpoints(current_node(), limit=limit)})
+
+
+@rest_api.get("/audit/proofs/inclusion")
+@require_role("auditor")
+def audit_inclusion() -> Any:
+    """``?index=I&size=N``: entry I, its leaf hash and its RFC 9162 inclusion proof in checkpoint N."""
+    from node.services.witness import inclusion
+
+    return jsonify(inclusion(current_node(), _int_arg("index"), _int_arg("size")))
+
+
+@rest_api.get("/audit/proofs/consistency")
+@require_role("auditor")
+def audit_consistency() -> Any:
+    """``?old=M&new=N``: the RFC 9162 consistency proof between the checkpoints at sizes M and N."""
+    from node.services.witness import consistency
+
+    return jsonify(consistency(current_node(), _int_arg("old"), _int_arg("new")))
