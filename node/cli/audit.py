@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 from typing import Any
 
 import click
 
+from node.cli.audit_offline import _keyid, verify_bundle_command
+from node.cli.audit_offline import register as register_offline_commands
 from node.cli.common import emit, json_option, open_node_from_ctx, table
 
 MAX_PROBLEMS_SHOWN = 50
@@ -18,12 +21,29 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@click.argument("bundle", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--governance-key", "governance_keys", multiple=True, metavar="KEYID",
+              help="With BUNDLE: a governance key id you trust (repeat).")  # fmt: skip
 @json_option
 @click.pass_context
-def verify_command(ctx: click.Context, as_json: bool) -> None:
-    """Check every entry, the hash chain and every signed checkpoint. Exit 0 only if all hold."""
+def verify_command(
+    ctx: click.Context, bundle: Path | None, governance_keys: tuple[str, ...], as_json: bool
+) -> None:
+    """Check every entry, the hash chain and every signed checkpoint. Exit 0 only if all hold.
+
+    Without BUNDLE: this node's log in its database. With BUNDLE: an audit bundle, offline (no
+    node, no keys, no network), as 'palermo audit verify-bundle' does.
+    """
     from node.services import exchange_log
 
+    if bundle is not None:
+        ctx.invoke(
+            verify_bundle_command,
+            bundle=bundle,
+            governance_keys=_keyid(ctx, ctx.command.params[1], governance_keys),
+            as_json=as_json,
+        )
+        return
     node = open_node_from_ctx(ctx)
     try:
         report = exchange_log.verify(node)
@@ -179,3 +199,6 @@ def _render_entries(entries: list[dict[str, Any]]) -> str:
         "envelope hash",
     ]
     return table(rows, headers)
+
+
+register_offline_commands(audit_group)

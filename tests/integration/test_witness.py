@@ -195,3 +195,52 @@ def test_auditors_get_checkpoints_and_proofs_that_verify(fed: Federation) -> Non
         client.get("/api/v1/audit/checkpoints", headers={"Authorization": f"Bearer {analyst}"}).status_code
         == 403
     )
+
+
+def _bundle(fed: Federation, node_id: str, tmp_path: Path) -> list[bytes]:
+    from node.services.audit_bundle import export_bundle
+    from protocol.translog.bundle import read_lines
+
+    path = tmp_path / f"{node_id}.bundle"
+    export_bundle(fed.nodes[node_id], path)
+    return list(read_lines([path.read_bytes()]))
+
+
+def test_bundles_carry_cosignatures_and_the_verifier_checks_them(fed: Federation, tmp_path: Path) -> None:
+    from protocol.translog.audit import verify_bundle
+
+    nld = fed.nodes["nld"]
+    signed = _grow(fed)
+    witness_all(nld)
+    report = verify_bundle(_bundle(fed, "nld", tmp_path))
+    assert report.ok, report.problems
+    assert report.cosigned[signed.size] == ["rou", "ukr"]
+    # a cosignature changed in the database is caught by the auditor, who names the witness
+    with nld.db.transaction() as session:
+        row = session.execute(select(LogCosignature).where(LogCosignature.witness == "rou")).scalar_one()
+        prefix, _, payload = row.line.rpartition(" ")
+        row.line = f"{prefix} {payload[:-8]}AAAAAAA{payload[-1]}"
+    report = verify_bundle(_bundle(fed, "nld", tmp_path))
+    assert not report.ok
+    assert any("cosignature of rou does not verify" in p.message for p in report.problems)
+
+
+def test_a_node_that_shows_a_witness_another_history_is_caught_by_reconcile(
+    fed: Federation, tmp_path: Path
+) -> None:
+    from protocol.translog.audit import reconcile
+
+    nld = fed.nodes["nld"]
+    honest = _grow(fed)
+    forged = Checkpoint(origin=log_origin("nld"), size=honest.size, root=bytes(range(32)))
+    note = sign_checkpoint(forged, signing_key=nld.keys.log).decode()
+    reply = send_request(nld, "ukr", "log.witness", {"checkpoint": note, "old_size": 0, "proof": []})
+    assert (
+        reply.reply.payload["status"] == "cosigned"
+    )  # ukr saw nld's log for the first time: trust on first use
+    assert witness_checkpoint(nld, "rou")["status"] == "cosigned"  # rou got the honest history
+    fine = reconcile(_bundle(fed, "nld", tmp_path), _bundle(fed, "rou", tmp_path))
+    assert fine.ok, fine.problems
+    caught = reconcile(_bundle(fed, "nld", tmp_path), _bundle(fed, "ukr", tmp_path))
+    assert not caught.ok
+    assert any("nld showed ukr another history" in p.message for p in caught.problems)
