@@ -40,7 +40,7 @@ def run_demo(
         summary["hostile"] = _hostile_envelopes(nodes, say)
         summary["matching"] = demo_matching.run(nodes, say, step=6)
         summary["query"] = demo_query.run(nodes, say, step=7)
-        summary["audit"] = _audit(nodes, say)
+        summary["audit"] = _audit(nodes, workdir, say)
     finally:
         for node in nodes.values():
             node.close()
@@ -122,16 +122,18 @@ def _hostile_envelopes(nodes: dict[str, NodeContext], say: Say) -> dict[str, str
 
     sender, target = nodes["nld"], nodes["rou"]
     say("\n5. Hostile envelopes sent to rou are refused, logged, and change nothing else:")
-    from node.services.exchange import prepare_request
+    from node.services.exchange import post_prepared, prepare_request
 
-    sealed = prepare_request(sender, "rou", "ping", {"nonce": sender.random_bytes(16).hex()}).sealed
+    prepared = prepare_request(sender, "rou", "ping", {"nonce": sender.random_bytes(16).hex()})
+    sealed = prepared.sealed
     flipped = bytearray(sealed.box)
     flipped[40] ^= 1
     tampered = SealedEnvelope(sender="nld", recipient="rou", box=bytes(flipped))
     transport = sender.peer_transport()
-    outcomes = {}
+    post_prepared(sender, prepared)  # the genuine envelope, its reply read and logged by nld as usual
+    outcomes = {"genuine": "accepted"}
+    say("   genuine   -> HTTP 200 accepted")
     for label, body in (
-        ("genuine", sealed.to_bytes()),
         ("replayed", sealed.to_bytes()),
         ("tampered", tampered.to_bytes()),
         ("garbage", b"{not json"),
@@ -152,16 +154,49 @@ def _error_code(body: bytes) -> str:
         return "unknown"
 
 
-def _audit(nodes: dict[str, NodeContext], say: Say) -> dict[str, Any]:
+def _audit(nodes: dict[str, NodeContext], workdir: Path, say: Say) -> dict[str, Any]:
+    from node.services.audit_bundle import export_bundle
     from node.services.exchange_log import checkpoint, verify
+    from node.services.witness import witness_all
+    from protocol.translog.audit import budget_audit, reconcile, verify_bundle
+    from protocol.translog.bundle import read_lines
 
-    say("\n8. Each node signs a checkpoint of its exchange log and verifies the whole chain:")
-    result = {}
+    say("\n8. Each node signs a checkpoint of its exchange log, its peers witness it (cosign), and an")
+    say("   auditor checks the exported bundles offline, with public keys only:")
+    result: dict[str, Any] = {"nodes": {}, "reconcile": {}}
     for node in nodes.values():
         checkpoint(node)
         report = verify(node).to_dict()
-        result[node.node_id] = report
+        cosigned = [o["peer"] for o in witness_all(node) if o["status"] == "cosigned"]
+        result["nodes"][node.node_id] = {
+            "ok": report.get("ok"),
+            "entries": report.get("entries"),
+            "witnesses": cosigned,
+        }
         say(
-            f"   {node.node_id}: {'OK' if report.get('ok') else 'PROBLEMS'}: {report.get('entries')} entries, {report.get('checkpoints')} checkpoints"
+            f"   {node.node_id}: {'OK' if report.get('ok') else 'PROBLEMS'}: {report.get('entries')} entries, "
+            f"checkpoint cosigned by {', '.join(cosigned) or 'nobody'}"
         )
+    bundles = {}
+    for node in nodes.values():
+        path = workdir / f"{node.node_id}.bundle"
+        export_bundle(node, path)
+        bundles[node.node_id] = path
+
+    def lines(node_id: str) -> list[bytes]:
+        return list(read_lines([bundles[node_id].read_bytes()]))
+
+    for node_id in bundles:
+        verified, budget = verify_bundle(lines(node_id)), budget_audit(lines(node_id))
+        result["nodes"][node_id].update(bundle_ok=verified.ok, budget_ok=budget.ok)
+        say(f"   palermo audit verify {node_id}.bundle: {verified.summary()}")
+        say(f"   palermo audit budget {node_id}.bundle: {budget.summary()}")
+    names = sorted(bundles)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            paired = reconcile(lines(a), lines(b))
+            result["reconcile"][f"{a}-{b}"] = paired.ok
+            say(f"   palermo audit reconcile {a}.bundle {b}.bundle: {paired.summary()}")
+            for problem in paired.problems[:3]:
+                say(f"      {problem.message}")
     return result

@@ -347,7 +347,13 @@ def _send_once(
     timeout: float | None,
 ) -> Exchange:
     prepared = prepare_request(node, peer_id, type_name, payload, message_id=message_id)
+    return post_prepared(node, prepared, timeout=timeout)
+
+
+def post_prepared(node: NodeContext, prepared: PreparedRequest, *, timeout: float | None = None) -> Exchange:
+    """POST a prepared request and verify and log its reply (as ``send_request`` does, without retries)."""
     message, sealed, peer, header = prepared.message, prepared.sealed, prepared.peer, prepared.message.header
+    peer_id, type_name = peer.node_id, header.type
     try:
         response = node.peer_transport().post_envelope(peer.url, sealed.to_bytes(), timeout=timeout)
     except TransportError as e:

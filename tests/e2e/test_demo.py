@@ -41,5 +41,9 @@ def test_demo_runs_everything_and_cleans_up() -> None:
     assert query["answered"] == ["NLD", "ROU", "UKR"]
     assert query["inside_ci95"] >= query["cells"] // 2  # 95 % intervals hold most true totals
     assert query["cached_again"] == 3  # asked again: every country answered from its release cache
-    assert all(report["ok"] for report in summary["audit"].values())
+    audit = summary["audit"]
+    for node in audit["nodes"].values():
+        assert node["ok"] and node["bundle_ok"] and node["budget_ok"]
+        assert len(node["witnesses"]) == 2  # both peers cosigned each node's checkpoint
+    assert audit["reconcile"] == {"nld-rou": True, "nld-ukr": True, "rou-ukr": True}
     assert not Path(summary["dir"]).exists()  # the sandbox was stopped and removed
