@@ -44,3 +44,29 @@ def audit_consistency() -> Any:
     from node.services.witness import consistency
 
     return jsonify(consistency(current_node(), _int_arg("old"), _int_arg("new")))
+
+
+@rest_api.get("/audit/bundle")
+@require_role("auditor")
+def audit_bundle() -> Any:
+    """The node's audit bundle (palermo-audit-bundle/1, gzip), exported now, as a download."""
+    import io
+    import tempfile
+    from pathlib import Path
+
+    from flask import send_file
+
+    from node.services.audit_bundle import export_bundle
+
+    node = current_node()
+    folder = Path(tempfile.mkdtemp(prefix="palermo-bundle-"))
+    path = folder / f"{node.node_id}.bundle"
+    try:
+        export_bundle(node, path)
+        data = path.read_bytes()
+    finally:
+        path.unlink(missing_ok=True)
+        folder.rmdir()
+    return send_file(
+        io.BytesIO(data), mimetype="application/gzip", as_attachment=True, download_name=path.name
+    )

@@ -1,6 +1,6 @@
 """The audit bundle: one node's exchange log in one file, checked with no node, key or network.
 
-Format ``palermo-audit-bundle/1`` (protocol/SPEC.md, "Audit bundle", section 7.8). A bundle is a gzip file
+Format ``palermo-audit-bundle/1`` (protocol/SPEC.md, "Audit bundle", section 7.11). A bundle is a gzip file
 (RFC 1952, exactly one member) of UTF-8 JSON Lines: one JSON object per line, each line ending
 in LF, parsed with the strict rules of canonical JSON (no duplicate keys, no floating-point
 numbers, integers within ±(2^53 − 1)). Lines come in this order:

@@ -244,3 +244,21 @@ def test_a_node_that_shows_a_witness_another_history_is_caught_by_reconcile(
     caught = reconcile(_bundle(fed, "nld", tmp_path), _bundle(fed, "ukr", tmp_path))
     assert not caught.ok
     assert any("nld showed ukr another history" in p.message for p in caught.problems)
+
+
+def test_auditors_download_a_bundle_that_verifies(fed: Federation) -> None:
+    import gzip
+
+    from node.services.users import add_user
+    from protocol.translog.audit import verify_bundle
+    from protocol.translog.bundle import read_lines
+
+    nld = fed.nodes["nld"]
+    _grow(fed)
+    witness_all(nld)
+    _, token = add_user(nld, "auditor-2", "auditor")
+    response = fed.clients["nld"].get("/api/v1/audit/bundle", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200 and response.mimetype == "application/gzip"
+    assert gzip.decompress(response.data).startswith(b'{"')
+    report = verify_bundle(read_lines([response.data]))
+    assert report.ok and report.node_id == "nld" and any(report.cosigned.values())
