@@ -7,6 +7,7 @@ log before it is acted on (hashes and metadata only).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,9 @@ from protocol.errors import ProtocolError
 from protocol.messages import check_payload, message_type
 
 log = logging.getLogger("palermo.exchange")
+SEQUENCE_RETRIES = (
+    10  # parallel requests to one peer (an analyst's queries, a round's PSI sessions) race for seqs
+)
 
 # HTTP status for each refusal code (protocol/SPEC.md, "Exchanges over HTTP").
 REFUSAL_STATUS = {
@@ -284,19 +288,23 @@ def send_request(
 
     Raises OperatorError (unknown peer, invalid payload), TransportError (network),
     RemoteRefusal (the peer refused; ``code`` is the peer's code) or PeerRefusal (the reply is bad).
-    A ``sequence_regressed`` refusal (another process of this node sent concurrently) is retried.
+    A ``sequence_regressed`` refusal (another thread or process of this node sent concurrently) is
+    retried, up to SEQUENCE_RETRIES times in all.
     """
     mtype = message_type(type_name)
     if mtype.kind != "request":
         raise OperatorError(f"'{type_name}' is not a request type")
     payload = check_payload(type_name, payload)
     message_id = message_id or node.random_bytes(16).hex()
-    for attempt in range(3):
+    for attempt in range(SEQUENCE_RETRIES):
         try:
             return _send_once(node, peer_id, type_name, payload, message_id, timeout)
         except RemoteRefusal as e:
-            if e.code != "sequence_regressed" or attempt == 2:
+            if e.code != "sequence_regressed" or attempt == SEQUENCE_RETRIES - 1:
                 raise
+            # Another request of this node to the same peer took a later seq and arrived first:
+            # send again with a new seq, after a short, growing pause so racing senders spread out.
+            time.sleep(0.002 * (attempt + 1) * (1 + node.random_bytes(1)[0] / 255))
     raise AssertionError("unreachable")
 
 

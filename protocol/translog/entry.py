@@ -8,8 +8,10 @@ and the leaves of a Merkle tree. See protocol/SPEC.md, "Exchange log".
 
 from __future__ import annotations
 
+import functools
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +32,11 @@ ENTRY_FIELDS = frozenset(
     | {"outcome", "code", "detail", "prev"}
 )
 _ENTRY_FIELD_SET = set(ENTRY_FIELDS)
+# The members in the order of a stored row (node/services/exchange_log.py selects its columns so).
+ROW_FIELDS: tuple[str, ...] = (
+    *("index", "time", "kind", "direction", "peer", "message_id", "message_type", "envelope_hash"),
+    *("size", "outcome", "code", "detail", "prev"),
+)
 # field: (pattern, may be empty, what is expected)
 _TEXT_FIELDS: dict[str, tuple[re.Pattern[str], bool, str]] = {
     "kind": (NAME_RE, False, "a name (a-z first, then a-z, 0-9, '_', '.', '-'; at most 64)"),
@@ -42,6 +49,29 @@ _TEXT_FIELDS: dict[str, tuple[re.Pattern[str], bool, str]] = {
     "code": (NAME_RE, True, 'an error code name or ""'),
     "prev": (HASH_RE, False, "64 lowercase hex digits"),
 }
+
+
+def _after_detail_pattern() -> re.Pattern[str]:
+    """Canonical bytes from the comma after ``detail`` to the end, each value by its own rule.
+
+    No member's pattern matches a quote, so a value can match only as itself: the quoted keys
+    around it mark where it starts and ends. Integers are checked apart (type and range), so
+    here they are digits. ``(?:X|)`` is ``X?``, which Python's re runs slower.
+    """
+    parts = []
+    for name in sorted(ENTRY_FIELDS - {"code", "detail"}):
+        if name in _TEXT_FIELDS:
+            pattern, may_be_empty, _ = _TEXT_FIELDS[name]
+            value = pattern.pattern.removeprefix("^").removesuffix(r"\Z")
+            parts.append(re.escape(f'"{name}":"') + f"(?:{value}{'|' if may_be_empty else ''})" + '"')
+        else:
+            parts.append(re.escape(f'"{name}":') + "[0-9]+")
+    return re.compile(",(?:" + ",".join(parts) + ")}")
+
+
+_AFTER_DETAIL = _after_detail_pattern()
+_CODE_RE = _TEXT_FIELDS["code"][0]
+_BEFORE_DETAIL = len('{"code":"","detail":')
 
 
 def _malformed(message: str) -> MalformedError:
@@ -159,3 +189,54 @@ class LogEntry:
         if entry.canonical_bytes() != data:
             raise _malformed("log entry: bytes are not in canonical form")
         return entry
+
+
+def row_canonical_bytes(row: Sequence[Any]) -> bytes | None:
+    """Canonical bytes of a stored entry, or None unless it is a valid entry in canonical form.
+
+    ``row`` holds the thirteen members in ROW_FIELDS order, ``detail`` as its canonical JSON
+    text; items after them (a stored leaf hash) are ignored. Returns exactly
+    ``LogEntry(...).canonical_bytes()``, and None exactly when building that LogEntry would
+    raise or ``detail`` is not its canonical text (build it to learn why): a property test checks
+    both. Verification calls this for every stored entry, so it builds no object: one string,
+    one pattern for every member after ``detail``, and ``detail`` itself only when not ``{}``.
+    """
+    index, time, kind, direction, peer, message_id, message_type, envelope_hash, size, outcome, code, detail, prev = row[:13]  # fmt: skip
+    if not (
+        type(index) is int
+        and type(time) is int
+        and type(size) is int
+        and 0 <= index <= MAX_UINT
+        and 0 <= time <= MAX_UINT
+        and 0 <= size <= MAX_UINT
+    ):
+        return None
+    try:  # str.join refuses any member that is not a str
+        # fmt: off
+        text = "".join((
+            '{"code":"', code, '","detail":', detail, ',"direction":"', direction,
+            '","envelope_hash":"', envelope_hash, '","index":', str(index), ',"kind":"', kind,
+            '","message_id":"', message_id, '","message_type":"', message_type,
+            '","outcome":"', outcome, '","peer":"', peer, '","prev":"', prev,
+            '","size":', str(size), ',"time":', str(time), "}",
+        ))
+        # fmt: on
+    except TypeError:
+        return None
+    if (
+        (code and not _CODE_RE.fullmatch(code))
+        or not _AFTER_DETAIL.fullmatch(text, _BEFORE_DETAIL + len(code) + len(detail))
+        or (detail != "{}" and (len(detail) > MAX_DETAIL_BYTES or not _is_canonical_detail(detail)))
+    ):
+        return None
+    return text.encode()
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_canonical_detail(text: str) -> bool:
+    """Whether ``text`` is the canonical JSON of a valid ``detail`` (cached: details repeat, and
+    none is longer than MAX_DETAIL_BYTES characters)."""
+    try:
+        return _check_detail(json.loads(text))[1] == text.encode()
+    except (ValueError, RecursionError, MalformedError):  # UnicodeEncodeError is a ValueError
+        return False

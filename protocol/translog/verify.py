@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import nacl.signing
 
 from protocol.errors import MalformedError, VerificationError
-from protocol.translog.entry import ZERO_HASH, LogEntry
-from protocol.translog.merkle import CompactRange, _push
+from protocol.translog.entry import ENTRY_FIELDS, ROW_FIELDS, ZERO_HASH, LogEntry, row_canonical_bytes
+from protocol.translog.merkle import LEAF_PREFIX, CompactRange, _push
 from protocol.translog.note import Checkpoint, verify_checkpoint
 
 
@@ -35,6 +36,8 @@ class LogVerifier:
     leaf hash of the entry before, indexes must run from 0 without gaps, and every checkpoint's
     root must be the Merkle root of the first ``size`` entries (over recomputed leaf hashes, so a
     changed entry also breaks every checkpoint that covers it). Memory is O(log n).
+
+    ``add_rows`` takes stored rows instead of dicts, with the same findings, several times faster.
     """
 
     def __init__(
@@ -86,6 +89,36 @@ class LogVerifier:
 
     def add(self, fields: Mapping[str, Any], stored_leaf_hash: str) -> None:
         """Check the next stored entry (``detail`` as canonical JSON text or as an object)."""
+        if fields.keys() == ENTRY_FIELDS and isinstance(fields.get("detail"), str):
+            self.add_rows(((*map(fields.__getitem__, ROW_FIELDS), stored_leaf_hash),))
+        else:
+            self._add_checked(fields, stored_leaf_hash)
+
+    def add_rows(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Check the next stored entries, each a row: the members in ROW_FIELDS order (``detail``
+        as canonical JSON text), then the stored leaf hash. The findings are those of ``add``.
+
+        An intact row (the next index, a valid entry in canonical form whose hash is its stored
+        leaf hash, ``prev`` the stored leaf hash of the row before) only extends the tree, with
+        no LogEntry built; any other row is checked by the general path, which names what is
+        wrong. So the fast path decides nothing the general one would report.
+        """
+        sha256, pending, stack = hashlib.sha256, self._pending, self._stack
+        for row in rows:
+            data = row_canonical_bytes(row)
+            leaf = row[13]
+            if data is not None and row[0] == self.last_index + 1 and row[12] == self.last_leaf_hash:
+                actual = sha256(LEAF_PREFIX + data).digest()
+                if actual.hex() == leaf:
+                    _push(stack, self.count, actual)
+                    self.count += 1
+                    self.last_index, self.last_leaf_hash = row[0], leaf
+                    if self.count in pending:
+                        self._check_root()
+                    continue
+            self._add_checked(dict(zip(ROW_FIELDS, row[:13], strict=True)), leaf)
+
+    def _add_checked(self, fields: Mapping[str, Any], stored_leaf_hash: str) -> None:
         index = fields.get("index")
         if not isinstance(index, int) or isinstance(index, bool):
             index = self.last_index + 1

@@ -27,6 +27,7 @@ from node.services import exchange_log
 from node.services.exchange_log import LogIntegrityError
 from node.settings import render_settings
 from node.storage.db import migrate
+from protocol.errors import MalformedError
 from protocol.translog import LogEntry, merkle_root
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,6 +89,32 @@ def fill(node: NodeContext, start: int, stop: int) -> list[LogEntry]:
     return [append_one(node, i) for i in range(start, stop)]
 
 
+def fields_of(i: int) -> dict[str, Any]:
+    """append's arguments for entry ``i``, as append_one gives them."""
+    return {
+        "time": T0 + i,
+        "kind": "envelope",
+        "direction": "out" if i % 2 else "in",
+        "peer": "rou-anitp",
+        "message_id": f"{i:032x}",
+        "message_type": "ping",
+        "envelope_hash": f"{i:064x}",
+        "size": 100 + i,
+        "outcome": "sent" if i % 2 else "accepted",
+        "detail": {"n": i} if i % 3 == 0 else None,
+    }
+
+
+def fill_many(node: NodeContext, start: int, stop: int, batch: int = 1000) -> list[LogEntry]:
+    out: list[LogEntry] = []
+    for first in range(start, stop, batch):
+        with node.db.transaction() as session:
+            out += exchange_log.append_many(
+                session, [fields_of(i) for i in range(first, min(first + batch, stop))]
+            )
+    return out
+
+
 def problems(node: NodeContext) -> list[str]:
     return [p.message for p in exchange_log.verify(node).problems]
 
@@ -136,6 +163,72 @@ def test_an_entry_commits_or_rolls_back_with_the_callers_transaction(node: NodeC
         raise RuntimeError("the state change failed")
     assert append_one(node, 3).index == 3
     assert exchange_log.verify(node).entries == 4 and exchange_log.verify(node).ok
+
+
+def test_append_many_writes_what_appends_one_by_one_write(node: NodeContext) -> None:
+    one_by_one = fill(node, 0, 10)
+    rows_one_by_one = exchange_log.recent_entries(node, limit=10)
+    sql(node, "DELETE FROM log_entries")
+    sql(node, "DELETE FROM log_head")
+    first = fill_many(node, 0, 3)
+    assert append_one(node, 3) == one_by_one[3]  # append carries on after append_many, and back
+    rest = fill_many(node, 4, 10, batch=4)
+    assert [*first, one_by_one[3], *rest] == one_by_one
+    assert exchange_log.recent_entries(node, limit=10) == rows_one_by_one
+    signed = exchange_log.checkpoint(node)
+    assert signed.root == merkle_root([e.leaf_hash() for e in one_by_one])
+    assert exchange_log.verify(node).ok
+
+
+def test_append_many_of_nothing_writes_nothing(node: NodeContext) -> None:
+    fill(node, 0, 2)
+    with node.db.transaction() as session:
+        assert exchange_log.append_many(session, []) == []
+    assert exchange_log.verify(node).entries == 2 and exchange_log.verify(node).ok
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (
+            {"kind": "Envelope"},
+            "entries[2]: entry.kind: expected a name (a-z first, then a-z, 0-9, '_', '.', '-'; at most 64)",
+        ),
+        (
+            {"detail": {"n": 1.5}},
+            "entries[2]: entry.detail.n: expected a string, integer, boolean or null (detail is flat)",
+        ),
+        ({"prev": "ab" * 32}, "entries[2]: log entry: unknown field(s) prev"),
+        ({"index": 7}, "entries[2]: log entry: unknown field(s) index"),
+        (
+            {"outcome": None},
+            "entries[2]: entry.outcome: expected a name (a-z first, then a-z, 0-9, '_', '.', '-'; at most 64)",
+        ),
+    ],
+)
+def test_append_many_refuses_an_invalid_entry_and_the_transaction_rolls_back(
+    node: NodeContext, bad: dict[str, Any], message: str
+) -> None:
+    fill(node, 0, 3)
+    entries = [fields_of(i) for i in range(3, 7)]
+    entries[2] = {**entries[2], **bad}
+    with pytest.raises(MalformedError) as info, node.db.transaction() as session:
+        exchange_log.append(session, **fields_of(3))  # the caller's own change in the same transaction
+        exchange_log.append_many(session, entries)
+    assert (info.value.code, info.value.message) == ("malformed_log_entry", message)
+    report = exchange_log.verify(node)
+    assert report.ok and report.entries == 3  # nothing of the transaction was kept
+
+
+def test_append_many_refuses_missing_fields_and_non_mappings(node: NodeContext) -> None:
+    missing = r"^entries\[0\]: log entry: missing field\(s\) outcome, time$"
+    with pytest.raises(MalformedError, match=missing), node.db.transaction() as session:
+        exchange_log.append_many(session, [{"kind": "envelope"}])
+    not_a_mapping = r"^entries\[1\]: log entry: expected a mapping of append's arguments, got list$"
+    with pytest.raises(MalformedError, match=not_a_mapping), node.db.transaction() as session:
+        pairs: Any = [("kind", "envelope")]  # a list where a mapping belongs, on purpose
+        exchange_log.append_many(session, [fields_of(0), pairs])
+    assert exchange_log.verify(node).entries == 0
 
 
 def test_checkpoint_if_due_waits_for_growth_and_the_interval(node: NodeContext) -> None:
@@ -356,6 +449,69 @@ def test_checkpoint_refuses_a_head_that_does_not_extend_the_last_checkpoint(log4
         exchange_log.checkpoint(log40)
 
 
+@pytest.fixture
+def log20k(node: NodeContext) -> NodeContext:
+    fill_many(node, 0, 10_000, batch=5_000)
+    exchange_log.checkpoint(node)
+    fill_many(node, 10_000, 20_000, batch=5_000)
+    exchange_log.checkpoint(node)
+    assert exchange_log.verify(node).ok
+    return node
+
+
+CP20K = "checkpoint at size 20000: root does not match entries"
+
+LARGE_TAMPERING: list[tuple[str, Callable[[NodeContext], None], list[str]]] = [
+    (
+        "update-column",
+        lambda n: sql(n, "UPDATE log_entries SET peer = 'ukr-npu' WHERE idx = 12345"),
+        ["entry 12345: contents changed (leaf hash differs)", CP20K],
+    ),
+    (
+        "update-in-the-first-checkpoint",
+        lambda n: sql(n, "UPDATE log_entries SET size = size + 1 WHERE idx = 9999"),
+        [
+            "entry 9999: contents changed (leaf hash differs)",
+            "checkpoint at size 10000: root does not match entries",
+            CP20K,
+        ],
+    ),
+    (
+        "reformat-detail",
+        lambda n: sql(n, "UPDATE log_entries SET detail = '{\"n\": 15000}' WHERE idx = 15000"),
+        [
+            "entry 15000: contents changed (stored fields are not an entry: detail is not canonical JSON)",
+            CP20K,
+        ],
+    ),
+    (
+        "delete-row",
+        lambda n: sql(n, "DELETE FROM log_entries WHERE idx = 19998"),
+        ["entry 19998: missing (index jumps from 19997 to 19999)", CP20K + " (the log holds only 19999)"],
+    ),
+    (
+        "update-leaf-hash",
+        lambda n: sql(n, "UPDATE log_entries SET leaf_hash = :h WHERE idx = 123", h="cd" * 32),
+        [
+            "entry 123: contents changed (leaf hash differs)",
+            "entry 124: inserted or reordered (prev does not match entry 123)",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"), [(t, e) for _, t, e in LARGE_TAMPERING], ids=[n for n, _, _ in LARGE_TAMPERING]
+)
+def test_tampering_in_a_large_log_is_named_exactly(
+    log20k: NodeContext, tamper: Callable[[NodeContext], None], expected: list[str]
+) -> None:
+    tamper(log20k)
+    report = exchange_log.verify(log20k)
+    assert [p.message for p in report.problems] == expected
+    assert report.problem_count == len(expected)
+
+
 # --- concurrency -----------------------------------------------------------------------------------
 
 
@@ -389,6 +545,27 @@ def test_concurrent_appends_from_threads_never_fork_the_chain(node: NodeContext)
     assert errors == []
     exchange_log.checkpoint(node)
     _assert_one_chain(node, 160)
+
+
+def test_concurrent_append_many_and_appends_never_fork_the_chain(node: NodeContext) -> None:
+    errors: list[BaseException] = []
+
+    def worker(offset: int) -> None:
+        try:
+            for first in range(offset, offset + 200, 50):
+                fill_many(node, first, first + 50, batch=25)
+                fill(node, first + 1000, first + 1005)
+        except BaseException as e:  # reported by the assertion below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i * 10_000,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    exchange_log.checkpoint(node)
+    _assert_one_chain(node, 3 * (200 + 4 * 5))
 
 
 WORKER = """

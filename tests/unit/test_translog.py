@@ -9,6 +9,7 @@ example in golang.org/x/mod/sumdb/note. Every refusal asserts its exact code or 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 from typing import Any
@@ -36,6 +37,7 @@ from protocol.translog import (
     verify_checkpoint,
     verify_note,
 )
+from protocol.translog.entry import ROW_FIELDS, row_canonical_bytes
 
 ORIGIN = "palermo/nld-police/exchange-log"
 LOG_KEY = nacl.signing.SigningKey(bytes(range(32)))
@@ -503,13 +505,32 @@ def rehashed(fields: dict[str, Any]) -> Row:
     return {**entry.to_dict(), "detail": entry.detail_json.decode()}, entry.leaf_hash().hex()
 
 
-def problems(rows: list[Row], notes: list[tuple[int, bytes]] | None = None) -> list[str]:
-    verifier = LogVerifier(origin=ORIGIN, public_key=LOG_KEY.verify_key)
-    for size, note in notes or []:
-        verifier.add_checkpoint(size, note)
-    for fields, leaf in rows:
-        verifier.add(fields, leaf)
+def as_row(fields: dict[str, Any], leaf: str) -> tuple[Any, ...]:
+    """A stored entry as LogVerifier.add_rows takes it: the members in ROW_FIELDS order, leaf hash."""
+    return (*(fields[name] for name in ROW_FIELDS), leaf)
+
+
+def _found(verifier: LogVerifier) -> list[str]:
     return [p.message for p in verifier.finish()]
+
+
+def problems(rows: list[Row], notes: list[tuple[int, bytes]] | None = None) -> list[str]:
+    """What the verifier reports, checked to be the same through ``add``, through ``add_rows``
+    and through the general path alone (``_add_checked``: every entry rebuilt as a LogEntry,
+    as before the fast path), so the fast path changes no finding."""
+    verifiers = [LogVerifier(origin=ORIGIN, public_key=LOG_KEY.verify_key) for _ in range(3)]
+    for verifier in verifiers:
+        for size, note in notes or []:
+            verifier.add_checkpoint(size, note)
+    by_add, by_rows, general = verifiers
+    for fields, leaf in rows:
+        by_add.add(fields, leaf)
+        general._add_checked(fields, leaf)
+    by_rows.add_rows([as_row(fields, leaf) for fields, leaf in rows])
+    found = _found(general)
+    assert _found(by_add) == found and _found(by_rows) == found
+    assert by_rows.compact() == general.compact() and by_rows.last_leaf_hash == general.last_leaf_hash
+    return found
 
 
 def checkpoint_of(rows: list[Row], size: int, key: nacl.signing.SigningKey = LOG_KEY) -> tuple[int, bytes]:
@@ -651,3 +672,142 @@ def test_problems_are_capped_but_counted() -> None:
     verifier.finish()
     assert len(verifier.problems) == 2
     assert verifier.problem_count == 8 + 7  # every leaf hash differs, every prev then differs
+
+
+# --- the fast path: stored rows checked without building entries -----------------------------------
+
+hex_text = st.from_regex(r"[0-9a-f]{64}", fullmatch=True)
+full_entries = st.builds(
+    LogEntry,
+    index=st.integers(0, 2**53 - 1),
+    time=st.integers(0, 2**53 - 1),
+    kind=names,
+    outcome=names,
+    prev=hex_text,
+    direction=st.sampled_from(["in", "out", ""]),
+    peer=st.one_of(st.just(""), st.from_regex(r"[a-z0-9][a-z0-9-]{1,62}", fullmatch=True)),
+    message_id=st.one_of(st.just(""), st.from_regex(r"[0-9a-f]{32}", fullmatch=True)),
+    message_type=st.one_of(st.just(""), st.from_regex(TYPE_RE, fullmatch=True)),
+    envelope_hash=st.one_of(st.just(""), hex_text),
+    size=st.integers(0, 2**53 - 1),
+    code=st.one_of(st.just(""), names),
+    detail=st.dictionaries(  # any Unicode, quotes and controls included
+        st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True),
+        st.one_of(st.none(), st.booleans(), st.integers(-(2**53) + 1, 2**53 - 1), st.text(max_size=40)),
+        max_size=5,
+    ),
+)
+# Values a tampered or damaged row may hold in any column: wrong types, near misses of each
+# member's rule, and detail texts that parse but are not canonical, or do not parse.
+junk = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.floats(allow_nan=True),
+    st.integers(-5, 2**54),
+    st.binary(max_size=4),
+    st.text(max_size=70),
+    st.sampled_from(
+        [
+            *("", "in", "out", "nan", "Envelope", "envelope ", 'a"b', "a\\b", "é", "x" * 65, "ab" * 32),
+            *("AB" * 32, "ab" * 31, "0" * 64 + "\n", "ab" * 16, "-1", "1", "01", "1.5", "1e3"),
+            *("{}", " {}", "{ }", '{"n": 1}', '{"b":1,"a":2}', '{"a":1.0}', '{"a":NaN}', "[]", "{", "null"),
+            *('{"A":1}', '{"a":{"b":1}}', '{"a":"\\ud800"}', '{"a":"\\u00e9"}', '{"a":"é"}', '{"a":1}'),
+            *('{"a":1,"a":1}', '{"a":' + '"' + "x" * 300 + '"}', "{}" + " " * 2000),
+            *('in","envelope_hash":"', 'x","kind":"envelope', '{},"direction":"in"'),  # injections
+        ]
+    ),
+)
+
+
+def stored_row(entry: LogEntry) -> tuple[Any, ...]:
+    return as_row({**entry.to_dict(), "detail": entry.detail_json.decode()}, "")[:13]
+
+
+def general_path_bytes(row: tuple[Any, ...]) -> bytes | None:
+    """What the general path makes of a stored row (verify.py before the fast path): ``detail``
+    parsed with json.loads, a LogEntry built, and ``detail`` required to be canonical."""
+    fields = dict(zip(ROW_FIELDS, row, strict=True))
+    text = fields["detail"]
+    if not isinstance(text, str):
+        return None
+    try:
+        entry = LogEntry.from_dict({**fields, "detail": json.loads(text)})
+        canonical = entry.detail_json == text.encode()
+    except (ValueError, RecursionError, MalformedError):
+        return None
+    return entry.canonical_bytes() if canonical else None
+
+
+@settings(max_examples=400, deadline=None)
+@given(full_entries)
+def test_row_bytes_are_the_entrys_canonical_bytes(entry: LogEntry) -> None:
+    data = row_canonical_bytes(stored_row(entry))
+    assert data == entry.canonical_bytes() == canonical_json(entry.to_dict())
+    assert row_canonical_bytes((*stored_row(entry), "leaf hash and anything after it")) == data
+
+
+@settings(max_examples=600, deadline=None)
+@given(full_entries, st.lists(st.tuples(st.sampled_from(ROW_FIELDS), junk), min_size=1, max_size=2))
+def test_row_bytes_refuse_exactly_what_an_entry_refuses(
+    entry: LogEntry, changes: list[tuple[str, Any]]
+) -> None:
+    fields = dict(zip(ROW_FIELDS, stored_row(entry), strict=True))
+    fields.update(changes)
+    row = tuple(fields[name] for name in ROW_FIELDS)
+    assert row_canonical_bytes(row) == general_path_bytes(row)
+
+
+def test_row_bytes_of_the_spec_vectors() -> None:
+    assert row_canonical_bytes(stored_row(ENTRY0)) == ENTRY0_BYTES
+    assert row_canonical_bytes(stored_row(ENTRY1)) == ENTRY1_BYTES
+    assert row_canonical_bytes((True, *stored_row(ENTRY1)[1:])) is None  # a bool is not an index
+    assert row_canonical_bytes((*stored_row(ENTRY1)[:12], ENTRY0_LEAF.upper())) is None
+
+
+TAMPERS = st.sampled_from(["change", "rehash", "leaf", "delete", "duplicate", "swap", "rechain"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(TAMPERS, st.integers(0, 29), st.sampled_from(ROW_FIELDS), junk), max_size=3))
+def test_fast_path_findings_equal_the_general_paths(tampers: list[tuple[str, int, str, Any]]) -> None:
+    rows = stored(build_log(30))
+    for how, at, name, value in tampers:
+        at = min(at, len(rows) - 1)
+        if how == "change":
+            rows[at] = ({**rows[at][0], name: value}, rows[at][1])
+        elif how == "leaf":
+            rows[at] = (rows[at][0], value if isinstance(value, str) else "ab" * 32)
+        elif how == "delete":
+            del rows[at]
+        elif how == "duplicate":
+            rows.insert(at, rows[at])
+        elif how == "swap":
+            rows[at], rows[-1] = rows[-1], rows[at]
+        elif how in ("rehash", "rechain"):  # a tamperer who rewrites hashes (of a valid entry)
+            changed = {"kind": "receipt", "peer": "ukr-npu", "size": 1, "detail": '{"n":-1}'}
+            change = {"prev": rows[at - 1][1]} if how == "rechain" else {name: changed.get(name, value)}
+            with contextlib.suppress(ValueError, TypeError, MalformedError):
+                rows[at] = rehashed({**rows[at][0], **change})
+    notes = [checkpoint_of(stored(build_log(30)), size) for size in (0, 7, 16, 30)]
+    problems(rows, notes)  # asserts that the three paths agree
+
+
+def test_a_changed_entry_in_a_large_log_is_found() -> None:
+    rows = stored(build_log(20_000))
+    notes = [checkpoint_of(rows, 10_000), checkpoint_of(rows, 20_000)]
+    assert problems(rows, notes) == []
+    changed = list(rows)
+    changed[12_345] = ({**rows[12_345][0], "size": 99}, rows[12_345][1])
+    assert problems(changed, notes) == [
+        "entry 12345: contents changed (leaf hash differs)",
+        "checkpoint at size 20000: root does not match entries",
+    ]
+    changed[12_345] = rehashed(changed[12_345][0])  # the hash rewritten too: the chain breaks
+    assert problems(changed, notes) == [
+        "entry 12346: inserted or reordered (prev does not match entry 12345)",
+        "checkpoint at size 20000: root does not match entries",
+    ]
+    changed[5] = ({**rows[5][0], "detail": '{"n": 5}'}, rows[5][1])
+    assert problems(changed, notes)[0] == (
+        "entry 5: contents changed (stored fields are not an entry: detail is not canonical JSON)"
+    )
