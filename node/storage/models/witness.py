@@ -39,4 +39,6 @@ class LogCosignature(Base):
     timestamp: Mapped[int] = mapped_column(BigInteger)
     received_at: Mapped[int] = mapped_column(BigInteger)
 
-    __table_args__ = (UniqueConstraint("checkpoint_size", "witness", name="uq_log_cosignatures_size_witness"),)
+    __table_args__ = (
+        UniqueConstraint("checkpoint_size", "witness", name="uq_log_cosignatures_size_witness"),
+    )
