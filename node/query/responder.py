@@ -2,9 +2,9 @@
 
 The order matters for privacy and for a peer's budget:
 
-1. the specification is parsed here (a peer's plan is never run) and checked against the most one
-   query may spend, before any work;
-2. the ledger says, without a lock, whether its release cache holds the answer or a cap refuses;
+1. the specification is parsed here (a peer's plan is never run);
+2. the ledger says, without a lock, whether its release cache holds the answer, or the per-query
+   limit or a cap refuses it, before any work;
 3. if not, the exact table is counted from the query frame and the noise drawn with OpenDP,
    outside any transaction;
 4. the ledger, in one transaction that locks the budget period, answers from the release cache,
