@@ -28,6 +28,16 @@ json_option = click.option(
 )
 
 
+def operator() -> str:
+    """Who runs this command, as decisions and queries record it: ``cli:<login>``."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except (KeyError, OSError):
+        return "cli"
+
+
 def home_path(ctx: click.Context) -> Path:
     """The node home given by ``palermo --home`` or ``PALERMO_HOME`` (default: the current folder)."""
     root = ctx.find_root()

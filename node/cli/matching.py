@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import getpass
 import time
 from typing import Any
 
 import click
 
-from node.cli.common import emit, json_option, open_node_from_ctx, table
-
-
-def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"[:64]
-    except (KeyError, OSError):
-        return "cli"
+from node.cli.common import emit, json_option, open_node_from_ctx, operator, table
 
 
 @click.group("match")
@@ -179,7 +171,7 @@ def review(ctx: click.Context, match_id: str, decision: str | None, as_json: boo
 
     if decision is None:
         raise click.UsageError("give --confirm or --reject")
-    result = review_match(open_node_from_ctx(ctx), match_id, decision, by=_operator())
+    result = review_match(open_node_from_ctx(ctx), match_id, decision, by=operator())
     emit(result, as_json, lambda m: f"match {m['match_id']}: {decision}; status now {m['status']}")
 
 
@@ -226,7 +218,7 @@ def disclosures_request(ctx: click.Context, match_id: str, fields: str, as_json:
     from node.matching.followup import request_disclosure
 
     names = [f.strip() for f in fields.split(",") if f.strip()]
-    result = request_disclosure(open_node_from_ctx(ctx), match_id, names, by=_operator())
+    result = request_disclosure(open_node_from_ctx(ctx), match_id, names, by=operator())
     emit(result, as_json, lambda x: f"disclosure {x['disclosure_id']} requested from {x['peer']}")
 
 
@@ -249,7 +241,7 @@ def disclosures_approve(ctx: click.Context, disclosure_id: str, as_json: bool) -
     """Approve a disclosure asked of this node: the fields' values are sent to the peer."""
     from node.matching.followup import decide_disclosure
 
-    result = decide_disclosure(open_node_from_ctx(ctx), disclosure_id, True, by=_operator())
+    result = decide_disclosure(open_node_from_ctx(ctx), disclosure_id, True, by=operator())
     emit(result, as_json, lambda x: f"disclosure {x['disclosure_id']} approved; the values are on their way")
 
 
@@ -262,5 +254,5 @@ def disclosures_refuse(ctx: click.Context, disclosure_id: str, reason: str | Non
     """Refuse a disclosure asked of this node."""
     from node.matching.followup import decide_disclosure
 
-    result = decide_disclosure(open_node_from_ctx(ctx), disclosure_id, False, by=_operator(), reason=reason)
+    result = decide_disclosure(open_node_from_ctx(ctx), disclosure_id, False, by=operator(), reason=reason)
     emit(result, as_json, lambda x: f"disclosure {x['disclosure_id']} refused")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
 from pathlib import Path
@@ -10,17 +9,10 @@ from typing import Any
 
 import click
 
-from node.cli.common import emit, json_option, open_node_from_ctx, table
+from node.cli.common import emit, json_option, open_node_from_ctx, operator, table
 from node.errors import OperatorError
 
 DEFAULT_ROWS = 30
-
-
-def _operator() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"[:64]
-    except (KeyError, OSError):
-        return "cli"
 
 
 @click.group("query")
@@ -60,7 +52,7 @@ def run(ctx: click.Context, spec_file: Path, peers: str, rows: int, as_json: boo
         if not as_json:
             click.echo(f"[{time.monotonic() - started:5.1f} s] {node_id}: {status}", err=True)
 
-    result = run_query(node, spec, peers, by=_operator(), progress=progress)
+    result = run_query(node, spec, peers, by=operator(), progress=progress)
     emit(result, as_json, lambda r: render_run(r, rows))
 
 

@@ -39,13 +39,13 @@ from datetime import UTC, datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, case, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, case, func, select
 from sqlalchemy.orm import Session
 
 from node.context import NodeContext
 from node.errors import OperatorError, PeerRefusal
 from node.services import exchange_log
+from node.storage.db import dialect_insert
 from node.storage.models.queries import BudgetPeriod, PrivacyCharge
 from protocol.envelope import HASH_RE, MESSAGE_ID_RE, NODE_ID_RE
 from protocol.query.privacy import NANO, InvalidLoss, format_rho
@@ -272,14 +272,8 @@ def _lock_period(session: Session, period: str, now: int) -> None:
     if session.execute(locked).one_or_none() is not None:
         return
     values = {"period": period, "created_at": now}
-    dialect = session.get_bind().dialect.name
-    if dialect in ("postgresql", "sqlite"):
-        module = postgresql if dialect == "postgresql" else sqlite
-        session.execute(
-            module.insert(_periods).values(values).on_conflict_do_nothing(index_elements=["period"])
-        )
-    else:  # pragma: no cover - the node runs on SQLite or PostgreSQL only
-        session.execute(insert(_periods).values(values))
+    insert = dialect_insert(session, _periods).values(values)
+    session.execute(insert.on_conflict_do_nothing(index_elements=["period"]))
     session.execute(locked).one()
 
 

@@ -6,11 +6,10 @@ Written with Core statements (no ORM objects): these run for every envelope.
 from __future__ import annotations
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from node.errors import PeerRefusal
+from node.storage.db import dialect_insert
 from node.storage.models.exchange import Channel, SeenMessage
 
 
@@ -20,9 +19,8 @@ def _insert_ignore(session: Session, table: type, **values: object) -> int:
     Counted with RETURNING, not the cursor's rowcount: psycopg 3 reports -1 for this statement
     on PostgreSQL, which once made every replayed envelope look new there.
     """
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     key = next(iter(table.__table__.primary_key.columns))  # type: ignore[attr-defined]  # a mapped class
-    statement = dialect_insert(table).values(**values).on_conflict_do_nothing().returning(key)
+    statement = dialect_insert(session, table).values(**values).on_conflict_do_nothing().returning(key)
     return len(session.execute(statement).all())
 
 

@@ -30,7 +30,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -39,7 +38,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from node.context import NodeContext
 from node.errors import NodeError
 from node.matching.gcpause import gc_paused
-from node.storage.db import Database
+from node.storage.db import Database, dialect_insert
 from node.storage.models.log import LogCheckpoint, LogEntryRow, LogHead
 from protocol.errors import MalformedError, ProtocolError
 from protocol.translog import (
@@ -160,12 +159,9 @@ def _lock_head(session: Session) -> _Head:
     row: Any = _SELECT_HEAD_SQL.run(session.connection(), {}).first()
     if row is None:
         values = {"id": HEAD_ID, "size": 0, "last_leaf_hash": ZERO_HASH, "compact": ""}
-        dialect = session.get_bind().dialect.name
-        if dialect in ("postgresql", "sqlite"):
-            module = postgresql if dialect == "postgresql" else sqlite
-            session.execute(module.insert(_head).values(values).on_conflict_do_nothing(index_elements=["id"]))
-        else:
-            session.execute(insert(_head).values(values))
+        session.execute(
+            dialect_insert(session, _head).values(values).on_conflict_do_nothing(index_elements=["id"])
+        )
         row = session.execute(_SELECT_HEAD).one()
     try:
         return _Head(row.size, row.last_leaf_hash, _compact_range(row.size, row.compact))

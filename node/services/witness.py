@@ -21,7 +21,6 @@ import logging
 from typing import Any, cast
 
 from sqlalchemy import Table, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from node.context import NodeContext
 from node.errors import NodeError, OperatorError, PeerRefusal, RemoteRefusal, TransportError
@@ -29,6 +28,7 @@ from node.services import exchange_log
 from node.services.directory import current_directory
 from node.services.exchange import send_request
 from node.services.handlers import handler
+from node.storage.db import dialect_insert
 from node.storage.models.log import LogCheckpoint, LogEntryRow
 from node.storage.models.witness import LogCosignature, WitnessedLog
 from protocol.canonical import b64decode, b64encode
@@ -93,8 +93,7 @@ def _witness(node: NodeContext, message: Message) -> tuple[str, dict[str, Any]]:
             line = cosign(note, name=witness_name(node.node_id), signing_key=node.keys.log, timestamp=now)
             values = {"origin": origin, "node_id": sender, "size": checkpoint.size, "root": checkpoint.root.hex(),
                       "note": note.decode("utf-8"), "updated_at": now}  # fmt: skip
-            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-            upsert = dialect.insert(_witnessed).values(values)
+            upsert = dialect_insert(session, _witnessed).values(values)
             changed = {k: v for k, v in values.items() if k != "origin"}
             session.execute(upsert.on_conflict_do_update(index_elements=["origin"], set_=changed))
             exchange_log.append(
@@ -218,9 +217,8 @@ def _store(node: NodeContext, peer: str, size: int, note: bytes, line: bytes) ->
         log.warning("a witness's cosignature does not verify", extra={"peer": peer, "code": e.code})
         return {"peer": peer, "status": "rejected", "code": e.code, "message": e.message}
     with node.db.transaction() as session:
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         session.execute(
-            dialect.insert(_cosignatures)
+            dialect_insert(session, _cosignatures)
             .values(
                 checkpoint_size=size,
                 witness=peer,

@@ -14,6 +14,15 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 READ_ONLY = "palermo_read_only"
 
 
+def dialect_insert(session: Session, table: Any) -> Any:
+    """``INSERT`` for ``table`` in the session's dialect, with ``on_conflict_do_nothing`` and
+    ``on_conflict_do_update``: the node runs on SQLite or PostgreSQL, and both have them."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return module.insert(table)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine. SQLite gets WAL, foreign keys, a busy timeout and ``BEGIN IMMEDIATE``.
 
