@@ -25,6 +25,7 @@ from typing import Any
 
 from protocol.canonical import canonical_json, expect_type, parse_json, require_fields, sha256_hex
 from protocol.directory_entries import (
+    BAD_QUORUM,
     BAD_THRESHOLD,
     COUNTRY_RE,
     DUPLICATE_KEY,
@@ -53,6 +54,7 @@ from protocol.directory_entries import (
     GovernanceKeys,
     Member,
     Signature,
+    WitnessPolicy,
     _integer,
     _pattern,
     _recoded,
@@ -72,6 +74,7 @@ from protocol.directory_trust import (
 from protocol.errors import InvalidRequestError, MalformedError
 
 __all__ = [
+    "BAD_QUORUM",
     "BAD_THRESHOLD",
     "COUNTRY_RE",
     "DIRECTORY_TYPE",
@@ -111,6 +114,7 @@ __all__ = [
     "Signature",
     "SignatureTally",
     "SignedDirectory",
+    "WitnessPolicy",
     "assess_initial",
     "assess_update",
     "check_not_expired",
@@ -131,6 +135,7 @@ FEDERATION_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 
 _DOCUMENT_FIELDS = {"signed", "signatures"}
 _SIGNED_FIELDS = {"_type", "spec_version", "federation", "version", "expires", "governance", "members"}
+_SIGNED_OPTIONAL = frozenset({"witness_policy"})
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,7 @@ class Directory:
     expires: int
     governance: GovernanceKeys
     members: tuple[Member, ...]
+    witness_policy: WitnessPolicy | None = None
 
     def __post_init__(self) -> None:
         with _recoded():
@@ -156,6 +162,7 @@ class Directory:
             raise MalformedError("members: expected a list of members", code=MALFORMED)
         object.__setattr__(self, "members", tuple(self.members))
         _check_members(self.members)
+        _check_policy(self.witness_policy, self.members)
 
     def member(self, node_id: str) -> Member | None:
         """The member with this node id, or None when the directory does not list it."""
@@ -170,12 +177,40 @@ class Directory:
             raise InvalidRequestError(f"node '{node_id}' is not a member of this directory", code=NOT_MEMBER)
         return tuple(m for m in self.members if m.node_id != node_id)
 
+    def witnesses_of(self, node_id: str) -> tuple[Member, ...]:
+        """The members that may witness ``node_id``'s log: every member with the witness role but it."""
+        return tuple(m for m in self.members if "witness" in m.roles and m.node_id != node_id)
+
+    def key_changes(self, previous: Directory) -> dict[str, dict[str, tuple[str, str]]]:
+        """Node id -> key name -> (old, new) key id, for each member of both versions whose keys changed.
+
+        A key id here is the lowercase hex SHA-256 of the raw public key (as for governance keys).
+        Members added or removed are not key changes.
+        """
+        changes: dict[str, dict[str, tuple[str, str]]] = {}
+        for member in self.members:
+            old = previous.member(member.node_id)
+            if old is None:
+                continue
+            changed = {
+                name: (sha256_hex(before), sha256_hex(after))
+                for name, before, after in (
+                    ("signing_key", old.signing_key, member.signing_key),
+                    ("encryption_key", old.encryption_key, member.encryption_key),
+                    ("log_key", old.log_key, member.log_key),
+                )
+                if before != after
+            }
+            if changed:
+                changes[member.node_id] = changed
+        return changes
+
     def is_expired(self, now: int) -> bool:
         """True from the second ``expires`` onwards (as TUF: ``now >= expires``)."""
         return now >= self.expires
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        signed = {
             "_type": DIRECTORY_TYPE,
             "spec_version": SPEC_VERSION,
             "federation": self.federation,
@@ -184,6 +219,9 @@ class Directory:
             "governance": self.governance.to_dict(),
             "members": [m.to_dict() for m in self.members],
         }
+        if self.witness_policy is not None:  # absent, not null: one encoding per meaning
+            signed["witness_policy"] = self.witness_policy.to_dict()
+        return signed
 
     def signing_bytes(self) -> bytes:
         """The exact bytes each governance key signs."""
@@ -198,7 +236,7 @@ class Directory:
     def from_dict(cls, obj: Any) -> Directory:
         """Parse the ``signed`` part; raises MalformedError (``directory_*`` codes)."""
         with _recoded():
-            require_fields(obj, what="signed", required=_SIGNED_FIELDS)
+            require_fields(obj, what="signed", required=_SIGNED_FIELDS, optional=_SIGNED_OPTIONAL)
             if expect_type(obj["_type"], str, what="signed._type") != DIRECTORY_TYPE:
                 raise MalformedError(f"signed._type: expected '{DIRECTORY_TYPE}'", code=UNSUPPORTED)
             if expect_type(obj["spec_version"], int, what="signed.spec_version") != SPEC_VERSION:
@@ -213,6 +251,9 @@ class Directory:
             expires=obj["expires"],
             governance=GovernanceKeys.from_dict(obj["governance"]),
             members=tuple(Member.from_dict(m) for m in members),
+            witness_policy=WitnessPolicy.from_dict(obj["witness_policy"])
+            if "witness_policy" in obj
+            else None,
         )
 
 
@@ -230,6 +271,22 @@ def _check_members(members: tuple[Member, ...]) -> None:
     keys = [key for m in members for key in m.keys]
     if len(set(keys)) != len(keys):
         raise MalformedError("members: the same public key appears more than once", code=DUPLICATE_KEY)
+
+
+def _check_policy(policy: WitnessPolicy | None, members: tuple[Member, ...]) -> None:
+    """A quorum every member's log can meet: at most the witnesses other than a witness itself."""
+    if policy is None:
+        return
+    if not isinstance(policy, WitnessPolicy):
+        raise MalformedError("witness_policy: expected a witness policy", code=MALFORMED)
+    witnesses = sum("witness" in m.roles for m in members)
+    reachable = witnesses - 1 if witnesses else 0
+    if policy.quorum > reachable:
+        raise MalformedError(
+            f"witness_policy.quorum: {policy.quorum}, but a witness's log can be cosigned by at most "
+            f"{reachable} other witness(es) ({witnesses} member(s) have the witness role)",
+            code=BAD_QUORUM,
+        )
 
 
 @dataclass(frozen=True)

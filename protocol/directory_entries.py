@@ -50,11 +50,13 @@ EXPIRED = "directory_expired"
 NOT_NEWER = "directory_not_newer"
 ROLLBACK = "directory_rollback"
 FEDERATION_MISMATCH = "directory_federation_mismatch"
+BAD_QUORUM = "directory_bad_quorum"
 
 _GOVERNANCE_FIELDS = {"keys", "threshold"}
 _KEY_FIELDS = {"scheme", "public"}
 _MEMBER_FIELDS = {"node_id", "country", "url", "signing_key", "encryption_key", "log_key", "roles"}
 _SIGNATURE_FIELDS = {"keyid", "sig"}
+_POLICY_FIELDS = {"quorum", "max_delay"}
 
 
 @contextmanager
@@ -212,6 +214,33 @@ class GovernanceKeys:
         return cls(
             keys=tuple(GovernanceKey.from_dict(k, v) for k, v in keys.items()), threshold=obj["threshold"]
         )
+
+
+@dataclass(frozen=True)
+class WitnessPolicy:
+    """How many witnesses must cosign a member's log, and how soon (protocol/SPEC.md 6.1, 7.10).
+
+    A checkpoint of member M's log is *witnessed* when at least ``quorum`` members with the
+    ``witness`` role other than M cosigned it; an entry must be under a witnessed checkpoint
+    within ``max_delay`` seconds of being logged. The directory checks that the quorum can be met.
+    """
+
+    quorum: int
+    max_delay: int
+
+    def __post_init__(self) -> None:
+        with _recoded():
+            _integer(self.quorum, what="witness_policy.quorum", low=1)
+            _integer(self.max_delay, what="witness_policy.max_delay", low=1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quorum": self.quorum, "max_delay": self.max_delay}
+
+    @classmethod
+    def from_dict(cls, obj: Any) -> WitnessPolicy:
+        with _recoded():
+            require_fields(obj, what="witness_policy", required=_POLICY_FIELDS)
+        return cls(quorum=obj["quorum"], max_delay=obj["max_delay"])
 
 
 @dataclass(frozen=True)

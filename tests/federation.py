@@ -25,6 +25,7 @@ from protocol.directory import (
     GovernanceKeys,
     Member,
     SignedDirectory,
+    WitnessPolicy,
     sign_directory,
 )
 
@@ -77,6 +78,7 @@ def signed_directory(
     version: int,
     expires: int,
     threshold: int = 2,
+    witness_policy: WitnessPolicy | None = None,
 ) -> bytes:
     directory = Directory(
         federation="test",
@@ -86,6 +88,7 @@ def signed_directory(
             keys=tuple(GovernanceKey(public=bytes(k.verify_key)) for k in keys), threshold=threshold
         ),
         members=tuple(members),
+        witness_policy=witness_policy,
     )
     document = SignedDirectory(signed=directory)
     for key in keys[:threshold]:
@@ -99,6 +102,7 @@ def build_federation(
     *,
     database_url: str | None = None,
     now: int = 1_800_000_000,
+    witness_policy: WitnessPolicy | None = None,
 ) -> Federation:
     from node.services.directory import install_directory
 
@@ -116,6 +120,7 @@ def build_federation(
         governance,
         version=1,
         expires=now + 30 * 86400,
+        witness_policy=witness_policy,
     )
     for node in nodes.values():
         install_directory(node, data, initial=True)

@@ -64,16 +64,23 @@ def _problem_lines(problems: Any, count: int, indent: str = "  ") -> list[str]:
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The bundle file to write."
 )
+@click.option(
+    "--no-witness",
+    is_flag=True,
+    help="Do not ask the witnesses to cosign a fresh checkpoint first (offline export).",
+)
 @json_option
 @click.pass_context
-def export_command(ctx: click.Context, out: Path, as_json: bool) -> None:
+def export_command(ctx: click.Context, out: Path, no_witness: bool, as_json: bool) -> None:
     """Write the exchange log, its checkpoints, the directory and the budget caps to one signed file
-    for an auditor (gzip JSON Lines, mode 0600: it tells who exchanged what with whom)."""
+    for an auditor (gzip JSON Lines, mode 0600: it tells who exchanged what with whom).
+
+    First asks the directory's witnesses to cosign a fresh checkpoint, unless --no-witness."""
     from node.services.audit_bundle import export_bundle
 
     node = open_node_from_ctx(ctx)
     try:
-        result = export_bundle(node, out)
+        result = export_bundle(node, out, witness=not no_witness)
     finally:
         node.close()
     text = (
@@ -81,6 +88,12 @@ def export_command(ctx: click.Context, out: Path, as_json: bool) -> None:
         f"  {result['entries']} entries, {result['checkpoints']} checkpoints, {result['bytes']} bytes\n"
         f"  sha256 {result['sha256']}"
     )
+    for answer in result["witnesses"]:
+        if answer["status"] == "cosigned":
+            text += f"\n  cosigned by {answer['peer']} at size {answer['size']}"
+        else:
+            who = answer["peer"] or "witnesses"
+            text += f"\n  warning: {who} not cosigned ({answer['status']}: {answer.get('message', '')})"
     if result["checkpoint_refused"]:
         text += f"\n  warning: no checkpoint signed before export: {result['checkpoint_refused']}"
     emit(result, as_json, text)
@@ -112,7 +125,8 @@ def verify_bundle_command(
     ctx: click.Context, bundle: Path, governance_keys: list[str], as_json: bool
 ) -> None:
     """Check an audit bundle offline: header signature and keys, directory, every entry, the hash
-    chain and every checkpoint. Exit 0 only if all hold."""
+    chain, every checkpoint, the witnesses' cosignatures and the directory's witness policy.
+    Exit 0 only if all hold."""
     from protocol.translog.audit import verify_bundle
 
     with bundle_lines(bundle) as lines:
@@ -142,6 +156,13 @@ def render_verify(report: Any, *, trusted: bool = False) -> list[str]:
             lines.append(
                 "  compare these key ids with the ones your federation publishes (or pass --governance-key)"
             )
+    policy = report.witnessing.get("policy")
+    if policy:
+        lines.append(
+            f"  witness policy: quorum {policy['quorum']}, within {policy['max_delay'] / 3600:g} h; "
+            f"witnessed up to size {report.witnessing['witnessed_size']}, "
+            f"{report.witnessing['unwitnessed_entries']} entries after it"
+        )
     return lines + _problem_lines(report.problems, report.problem_count)
 
 
@@ -156,7 +177,7 @@ def render_verify(report: Any, *, trusted: bool = False) -> list[str]:
 def reconcile_command(ctx: click.Context, bundle_a: Path, bundle_b: Path, as_json: bool) -> None:
     """Check two nodes' bundles and pair every envelope between them: each one sent is logged as
     received by the other, and each request accepted has its reply. Exit 0 only if all agree."""
-    from protocol.translog.audit import reconcile
+    from protocol.translog.reconcile import reconcile
 
     with bundle_lines(bundle_a) as lines_a, bundle_lines(bundle_b) as lines_b:
         report = reconcile(lines_a, lines_b)
@@ -196,7 +217,7 @@ def _render_reconcile(report: Any) -> list[str]:
 def budget_command(ctx: click.Context, bundle: Path, as_json: bool) -> None:
     """Sum the privacy-budget charges of a bundle per period and peer against the caps its header
     states. Exit 0 only if the log verifies and no cap or limit was exceeded."""
-    from protocol.translog.audit import budget_audit
+    from protocol.translog.budget_audit import budget_audit
 
     with bundle_lines(bundle) as lines:
         report = budget_audit(lines)

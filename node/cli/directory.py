@@ -23,6 +23,7 @@ from protocol.directory import (
     Directory,
     SignatureTally,
     SignedDirectory,
+    WitnessPolicy,
     iso_time,
     sign_directory,
 )
@@ -87,7 +88,15 @@ def describe(directory: Directory, *, now: int, own_id: str | None = None) -> di
             }
             for m in directory.members
         ],
+        "witness_policy": directory.witness_policy.to_dict() if directory.witness_policy else None,
     }
+
+
+def _policy_text(policy: dict[str, Any] | None) -> str:
+    if policy is None:
+        return "no witness policy (cosignatures are checked, none is required)"
+    hours = policy["max_delay"] / 3600
+    return f"quorum {policy['quorum']}, every entry witnessed within {hours:g} h"
 
 
 def _describe_text(info: dict[str, Any]) -> str:
@@ -98,6 +107,7 @@ def _describe_text(info: dict[str, Any]) -> str:
         f"expires     {info['expires_at']} ({state})",
         f"governance  threshold {info['governance']['threshold']} of {len(info['governance']['keyids'])}:",
         *(f"              {k}" for k in info["governance"]["keyids"]),
+        f"witnesses   {_policy_text(info['witness_policy'])}",
         f"members     {len(info['members'])}",
     ]
     for m in info["members"]:
@@ -116,6 +126,17 @@ def _describe_text(info: dict[str, Any]) -> str:
 @click.option("--remove-governance", multiple=True, help="Key id (or 8+ hex prefix) to drop (with --from).")
 @click.option("--member", "members", multiple=True, type=_FILE, help="Member descriptor from 'keys export'.")
 @click.option("--remove-member", multiple=True, help="Node id to drop (with --from).")
+@click.option(
+    "--witness-quorum",
+    type=click.IntRange(min=1),
+    help="Witnesses (other than the log's own node) that must cosign each member's log checkpoints.",
+)
+@click.option(
+    "--witness-max-delay",
+    type=click.IntRange(min=1),
+    help="Hours within which every log entry must be under a witnessed checkpoint (default 24).",
+)
+@click.option("--no-witness-policy", is_flag=True, help="Drop the witness policy (with --from).")
 @click.option("--from", "from_path", type=_FILE, help="Start from this existing directory.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
 @json_option
@@ -129,6 +150,9 @@ def create_command(
     remove_governance: tuple[str, ...],
     members: tuple[Path, ...],
     remove_member: tuple[str, ...],
+    witness_quorum: int | None,
+    witness_max_delay: int | None,
+    no_witness_policy: bool,
     from_path: Path | None,
     out: Path,
     as_json: bool,
@@ -139,6 +163,8 @@ def create_command(
             "give exactly one of --expires-days and --expires", code="directory_draft"
         )
     expires = parse_time(expires_at) if expires_at else int(time.time()) + 86400 * (expires_days or 0)
+    base = _read_document(from_path).signed if from_path else None
+    policy = _witness_policy(base, witness_quorum, witness_max_delay, drop=no_witness_policy)
     changes = service.DraftChanges(
         expires=expires,
         federation=federation,
@@ -148,8 +174,9 @@ def create_command(
         remove_keys=remove_governance,
         add_members=[service.read_member_descriptor(p) for p in members],
         remove_members=remove_member,
+        witness_policy=policy,
+        drop_witness_policy=no_witness_policy,
     )
-    base = _read_document(from_path).signed if from_path else None
     document = service.draft_directory(base, changes)
     _write(out, service.document_text(document), overwrite=False)
     info = {**describe(document.signed, now=int(time.time())), "out": str(out)}
@@ -157,6 +184,26 @@ def create_command(
         info,
         as_json,
         lambda i: f"{_describe_text(i)}\nwrote unsigned directory to {out}; next: directory sign",
+    )
+
+
+def _witness_policy(
+    base: Directory | None, quorum: int | None, max_delay_hours: int | None, *, drop: bool
+) -> WitnessPolicy | None:
+    """The policy the options ask for (None: keep the base's), refusing contradictory options."""
+    if drop and (quorum or max_delay_hours):
+        raise service.DirectoryError(
+            "--no-witness-policy cannot go with --witness-quorum or --witness-max-delay",
+            code="directory_draft",
+        )
+    if quorum is None and max_delay_hours is None:
+        return None
+    old = base.witness_policy if base else None
+    if quorum is None and old is None:
+        raise service.DirectoryError("--witness-max-delay needs --witness-quorum", code="directory_draft")
+    return WitnessPolicy(
+        quorum=quorum or (old.quorum if old else 0),
+        max_delay=max_delay_hours * 3600 if max_delay_hours else (old.max_delay if old else 86400),
     )
 
 

@@ -49,19 +49,24 @@ def budget_caps(settings: Any) -> BudgetCaps:
     )
 
 
-def export_bundle(node: NodeContext, out: Path) -> dict[str, Any]:
+def export_bundle(node: NodeContext, out: Path, *, witness: bool = True) -> dict[str, Any]:
     """Write this node's audit bundle to ``out`` (replacing it atomically); return what was written.
 
-    First signs a checkpoint of the whole log (exchange_log.checkpoint, which refuses over a
-    damaged log), so that every exported entry is under a signature: a checkpoint-less tail could
-    be rewritten by whoever holds the file. A refusal does not stop the export (the bundle is how
-    an auditor sees the damage); it is returned in ``checkpoint_refused``.
+    With ``witness``, first signs a checkpoint and asks the directory's witnesses to cosign it
+    (witness.witness_all), so the bundle shows the log witnessed up to a moment ago; a witness that
+    refuses or does not answer is reported in ``witnesses``, not raised. Then signs a checkpoint of
+    the whole log (exchange_log.checkpoint, which refuses over a damaged log), so that every
+    exported entry is under a signature: a checkpoint-less tail could be rewritten by whoever holds
+    the file. Only the entries of the witnessing exchange itself are then under no cosigned
+    checkpoint, which the witness policy's ``max_delay`` allows for. A refusal does not stop the
+    export (the bundle is how an auditor sees the damage); it is returned in ``checkpoint_refused``.
 
     Returns ``{"path", "node_id", "exported_at", "entries", "checkpoints", "bytes", "sha256",
-    "checkpoint_refused"}``. Raises OperatorError when ``out`` cannot be written and
+    "checkpoint_refused", "witnesses"}``. Raises OperatorError when ``out`` cannot be written and
     ConfigurationError when the installed directory no longer parses. Memory does not grow with
     the log.
     """
+    witnessed = _ask_witnesses(node) if witness else []
     refused = None
     try:
         exchange_log.checkpoint(node)
@@ -93,7 +98,21 @@ def export_bundle(node: NodeContext, out: Path) -> dict[str, Any]:
         "bytes": size,
         "sha256": digest,
         "checkpoint_refused": refused,
+        "witnesses": witnessed,
     }
+
+
+def _ask_witnesses(node: NodeContext) -> list[dict[str, Any]]:
+    """Sign a checkpoint and have it cosigned; each witness's answer (none when that cannot start)."""
+    from node.services.witness import witness_all
+
+    try:
+        exchange_log.checkpoint(node)
+        return witness_all(node)
+    except exchange_log.LogIntegrityError:
+        return []  # reported by the checkpoint that follows
+    except OperatorError as e:  # no directory in force: no one to ask
+        return [{"peer": None, "status": "not_asked", "code": e.code, "message": e.message}]
 
 
 def _directory_in_force(conn: Connection) -> dict[str, Any] | None:

@@ -158,8 +158,10 @@ def _audit(nodes: dict[str, NodeContext], workdir: Path, say: Say) -> dict[str, 
     from node.services.audit_bundle import export_bundle
     from node.services.exchange_log import checkpoint, verify
     from node.services.witness import witness_all
-    from protocol.translog.audit import budget_audit, reconcile, verify_bundle
+    from protocol.translog.audit import verify_bundle
+    from protocol.translog.budget_audit import budget_audit
     from protocol.translog.bundle import read_lines
+    from protocol.translog.reconcile import reconcile
 
     say("\n8. Each node signs a checkpoint of its exchange log, its peers witness it (cosign), and an")
     say("   auditor checks the exported bundles offline, with public keys only:")

@@ -37,6 +37,7 @@ from protocol.directory import (
     GovernanceKeys,
     Member,
     SignedDirectory,
+    WitnessPolicy,
     assess_initial,
     assess_update,
     check_not_expired,
@@ -200,7 +201,8 @@ def install_directory(node: NodeContext, data: bytes, *, initial: bool) -> Direc
     staged = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         with node.db.transaction() as session:
-            directory = _verify(document, _latest(session, lock=True), initial=initial, now=now)
+            trusted = _latest(session, lock=True)
+            directory = _verify(document, trusted, initial=initial, now=now)
             session.add(
                 DirectoryVersion(
                     federation=directory.federation,
@@ -222,12 +224,25 @@ def install_directory(node: NodeContext, data: bytes, *, initial: bool) -> Direc
                 detail={"federation": directory.federation[:64], "version": directory.version,
                         "expires": directory.expires, "initial": initial},
             )  # fmt: skip
+            if trusted is not None:
+                _log_key_rotations(session, _stored(trusted.document, trusted.sha256), directory, now)
             _stage(staged, document_text(document))
         os.replace(staged, target)
     finally:
         staged.unlink(missing_ok=True)
         node.cache.pop("directory", None)
     return directory
+
+
+def _log_key_rotations(session: Session, previous: Directory, directory: Directory, now: int) -> None:
+    """One log entry per member whose keys the new version changes: a key rotation, as peers see it."""
+    for node_id, keys in directory.key_changes(previous).items():
+        detail: dict[str, Any] = {"version": directory.version}
+        for name, (old, new) in keys.items():
+            detail[f"{name}_old"], detail[f"{name}_new"] = old, new
+        exchange_log.append(
+            session, time=now, kind="key_rotation", peer=node_id, outcome="rotated", detail=detail
+        )
 
 
 def _stage(path: Path, text: str) -> None:
@@ -299,6 +314,8 @@ class DraftChanges:
     remove_keys: Sequence[str] = ()
     add_members: Sequence[Member] = ()
     remove_members: Sequence[str] = ()
+    witness_policy: WitnessPolicy | None = None
+    drop_witness_policy: bool = False
 
 
 def draft_directory(base: Directory | None, changes: DraftChanges) -> SignedDirectory:
@@ -314,6 +331,7 @@ def draft_directory(base: Directory | None, changes: DraftChanges) -> SignedDire
         raise DirectoryError(
             "a new directory needs --federation, --version and --threshold", code="directory_draft"
         )
+    policy = changes.witness_policy or (base.witness_policy if base else None)
     keys = {k.keyid: k for k in (base.governance.keys if base else ())}
     for prefix in changes.remove_keys:
         del keys[_resolve(prefix, keys, what="governance key id")]
@@ -329,6 +347,7 @@ def draft_directory(base: Directory | None, changes: DraftChanges) -> SignedDire
             expires=changes.expires,
             governance=GovernanceKeys(keys=tuple(keys.values()), threshold=threshold),
             members=tuple(members[i] for i in sorted(members)),
+            witness_policy=None if changes.drop_witness_policy else policy,
         )
     except ProtocolError as e:
         raise _protocol(e) from e

@@ -29,6 +29,7 @@ from protocol.directory import (
     GovernanceKeys,
     Member,
     SignedDirectory,
+    WitnessPolicy,
     sign_directory,
 )
 
@@ -110,6 +111,7 @@ def _create_directory(root: Path, nodes: list[tuple[str, str]], now: int) -> byt
             threshold=GOVERNANCE_THRESHOLD,
         ),
         members=tuple(members),
+        witness_policy=_witness_policy(len(members)),
     )
     document = SignedDirectory(signed=directory)
     for key in gov_keys[:GOVERNANCE_THRESHOLD]:
@@ -117,6 +119,13 @@ def _create_directory(root: Path, nodes: list[tuple[str, str]], now: int) -> byt
     data = document.to_bytes()
     (root / "directory.json").write_bytes(data)
     return data
+
+
+def _witness_policy(members: int) -> WitnessPolicy | None:
+    """A majority of the other members cosign each log, within a day (every sandbox member witnesses)."""
+    if members < 2:
+        return None
+    return WitnessPolicy(quorum=(members - 1) // 2 + 1, max_delay=86400)
 
 
 def _install_everywhere(root: Path, nodes: list[tuple[str, str]], data: bytes) -> None:

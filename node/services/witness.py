@@ -234,11 +234,7 @@ def _store(node: NodeContext, peer: str, size: int, note: bytes, line: bytes) ->
 def witness_all(node: NodeContext) -> list[dict[str, Any]]:
     """Ask every other member with the witness role to cosign this node's newest checkpoint."""
     directory = current_directory(node, now=node.clock())
-    return [
-        witness_checkpoint(node, m.node_id)
-        for m in directory.members
-        if m.node_id != node.node_id and "witness" in m.roles
-    ]
+    return [witness_checkpoint(node, m.node_id) for m in directory.witnesses_of(node.node_id)]
 
 
 def cosigned_note(node: NodeContext, size: int, note: bytes) -> bytes:

@@ -11,8 +11,9 @@ The package re-exports every public name of its modules; import them from here:
 ``entry`` (LogEntry and its canonical bytes), ``merkle`` (leaf and node hashes, roots, compact
 ranges), ``note`` (signed notes and checkpoints), ``verify`` (LogVerifier, LogProblem),
 ``proofs`` (RFC 9162 inclusion and consistency proofs), ``cosign`` (C2SP witness cosignatures).
-``witness`` (the log.witness messages) and ``bundle``/``audit`` (the auditor's offline bundle)
-are imported by their own names.
+``witness`` (the log.witness messages) and ``bundle``/``audit``/``reconcile``/``budget_audit``
+(the auditor's offline bundle; ``audit_common`` their shared helpers) are imported by their own
+names.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@
   bundled directory (a member with the ``witness`` role, key name ``palermo-witness/<node id>``,
   its log key) must verify; the witnesses whose cosignature holds are listed per checkpoint.
   Lines of keys the directory does not list are ignored, as signed notes require.
+* :class:`WitnessQuorum`: the directory's witness policy (quorum and maximum delay, SPEC 6.1):
+  every entry must be under a checkpoint cosigned by a quorum of the log's witnesses, or younger
+  than the policy's maximum delay at the export.
 * :class:`WitnessClaims` and :func:`check_forks`: a witness logs the root it cosigned for each
   size of a peer's log (SPEC 7.10). Reconciling the witness's bundle with the log's, each such
   root must be the Merkle root of the log's own entries at that size; if not, the log showed the
@@ -16,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol.directory import SignedDirectory
+from protocol.directory import Directory, SignedDirectory, WitnessPolicy, iso_time
 from protocol.errors import MalformedError, ProtocolError
 from protocol.translog.bundle import EntryLine
 from protocol.translog.cosign import cosignature_key_id, verify_cosignature, witness_name
@@ -26,15 +29,25 @@ from protocol.translog.proofs import SubtreeCache
 AddProblem = Callable[[str, int, str], None]
 
 
-def directory_witnesses(directory: Mapping[str, Any] | None) -> dict[str, tuple[str, bytes]]:
-    """Key name -> (node id, log key) of every witness in a bundled directory (empty if unreadable)."""
+def directory_witnesses(directory: Mapping[str, Any] | None, owner: str) -> dict[str, tuple[str, bytes]]:
+    """Key name -> (node id, log key) of every witness of ``owner``'s log in a bundled directory.
+
+    The witnesses are the members with the witness role other than ``owner`` (a log cannot vouch
+    for itself). Empty when the directory does not parse (the header check reports that).
+    """
+    parsed = _parsed(directory)
+    if parsed is None:
+        return {}
+    return {witness_name(m.node_id): (m.node_id, m.log_key) for m in parsed.witnesses_of(owner)}
+
+
+def _parsed(directory: Mapping[str, Any] | None) -> Directory | None:
     if directory is None:
-        return {}
+        return None
     try:
-        members = SignedDirectory.from_dict(dict(directory)).signed.members
+        return SignedDirectory.from_dict(dict(directory)).signed
     except MalformedError:
-        return {}
-    return {witness_name(m.node_id): (m.node_id, m.log_key) for m in members if "witness" in m.roles}
+        return None
 
 
 def check_cosignatures(
@@ -126,3 +139,61 @@ def check_forks(
                 f"but {log_node}'s entries give {actual[:16]}…: {log_node} showed {witness_node} another history",
             )  # fmt: skip
     return checked, beyond
+
+
+@dataclass
+class WitnessQuorum:
+    """The directory's witness policy, checked while a bundle streams by (SPEC 7.11).
+
+    Checkpoints come before entries in a bundle, so when entries start ``witnessed_size`` is the
+    largest checkpoint size cosigned by at least ``quorum`` of the log's witnesses. Every entry at
+    or after it is witnessed by no one yet; the oldest of them must be younger than ``max_delay``
+    at the export. Older checkpoints with fewer cosignatures are fine: a later witnessed
+    checkpoint covers them, as its consistency with the entries proves.
+    """
+
+    policy: WitnessPolicy | None
+    exported_at: int
+    witnessed_size: int = 0
+    oldest: tuple[int, int] | None = None  # (time, index) of the oldest entry under no witnessed checkpoint
+    unwitnessed: int = 0
+
+    @classmethod
+    def of(cls, directory: Mapping[str, Any] | None, exported_at: int) -> WitnessQuorum:
+        parsed = _parsed(directory)
+        return cls(parsed.witness_policy if parsed else None, exported_at)
+
+    def checkpoint(self, size: int, cosigners: list[str]) -> None:
+        if self.policy is not None and len(cosigners) >= self.policy.quorum:
+            self.witnessed_size = max(self.witnessed_size, size)
+
+    def entry(self, index: int | None, time: Any) -> None:
+        if self.policy is None or index is None or index < self.witnessed_size:
+            return
+        self.unwitnessed += 1
+        if type(time) is int and (self.oldest is None or time < self.oldest[0]):
+            self.oldest = (time, index)
+
+    def finish(self, add_problem: AddProblem) -> None:
+        if self.policy is None or self.oldest is None:
+            return
+        logged, index = self.oldest
+        late = self.exported_at - logged
+        if late > self.policy.max_delay:
+            add_problem(
+                "witness", index,
+                f"entry {index} (logged {iso_time(logged)}) and {self.unwitnessed - 1} more are under no checkpoint "
+                f"cosigned by {self.policy.quorum} witness(es) {_hours(late)} later, at the export; the witness "
+                f"policy allows {_hours(self.policy.max_delay)} (checkpoints up to size {self.witnessed_size} are witnessed)",
+            )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy.to_dict() if self.policy else None,
+            "witnessed_size": self.witnessed_size if self.policy else None,
+            "unwitnessed_entries": self.unwitnessed if self.policy else None,
+        }
+
+
+def _hours(seconds: int) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 360 else f"{seconds} s"

@@ -32,9 +32,11 @@ from node.services.directory import install_directory
 from node.services.exchange import send_request
 from protocol.canonical import b64encode, canonical_json, sha256_hex
 from protocol.translog import Checkpoint, LogEntry, log_origin, note_key_id, sign_checkpoint
-from protocol.translog.audit import budget_audit, reconcile, verify_bundle
+from protocol.translog.audit import verify_bundle
+from protocol.translog.budget_audit import budget_audit
 from protocol.translog.bundle import compress, parse_header, read_lines
 from protocol.translog.bundle import entry_line as bundle_entry_line
+from protocol.translog.reconcile import reconcile
 
 Lines = list[bytes]
 
@@ -58,7 +60,7 @@ def fed(make_home: Callable[..., Path], database_url: str | None) -> Federation:
 
 def export(fed: Federation, node_id: str, folder: Path) -> Path:
     path = folder / f"{node_id}.bundle"
-    export_bundle(fed.nodes[node_id], path)
+    export_bundle(fed.nodes[node_id], path, witness=False)
     return path
 
 
@@ -92,7 +94,7 @@ CP9 = "checkpoint at size 9: root does not match entries"
 
 
 def test_export_after_real_exchanges_verifies(fed: Federation, tmp_path: Path) -> None:
-    result = export_bundle(fed.nodes["nld"], tmp_path / "nld.bundle")
+    result = export_bundle(fed.nodes["nld"], tmp_path / "nld.bundle", witness=False)
     path = tmp_path / "nld.bundle"
     assert {k: result[k] for k in ("node_id", "entries", "checkpoints")} == {
         "node_id": "nld",
@@ -111,14 +113,16 @@ def test_export_after_real_exchanges_verifies(fed: Federation, tmp_path: Path) -
     assert [json.loads(line)["type"] for line in lines[1:]] == ["checkpoint"] * 2 + ["entry"] * 9 + ["end"]
     report = verify_bundle(lines)
     assert report.ok and report.problems == ()
-    assert report.summary() == "bundle OK: nld (NLD), 9 entries, 2 checkpoints, last checkpoint at size 9"
+    assert report.summary() == (
+        "bundle OK: nld (NLD), 9 entries, 2 checkpoints, last checkpoint at size 9; the directory sets no witness policy"
+    )
     assert report.directory is not None and report.directory.version == 1
     assert report.directory.governance_keys == tuple(
         sorted(sha256_hex(bytes(k.verify_key)) for k in fed.governance)
     )
     assert report.directory.threshold == 2 and len(report.directory.signed_by) == 2
     exported_again = tmp_path / "again.bundle"
-    export_bundle(fed.nodes["nld"], exported_again)
+    export_bundle(fed.nodes["nld"], exported_again, witness=False)
     assert exported_again.read_bytes() == path.read_bytes()  # same log, same clock: same bytes
 
 
@@ -333,7 +337,7 @@ def test_export_refuses_a_folder_that_does_not_exist(fed: Federation, tmp_path: 
     with pytest.raises(
         OperatorError, match=r"^cannot write the bundle to .*: No such file or directory$"
     ) as caught:
-        export_bundle(fed.nodes["nld"], tmp_path / "missing" / "nld.bundle")
+        export_bundle(fed.nodes["nld"], tmp_path / "missing" / "nld.bundle", witness=False)
     assert caught.value.code == "bundle_not_written"
 
 
@@ -351,13 +355,13 @@ def test_a_failed_export_leaves_the_old_bundle_and_no_temporary_file(
 
     monkeypatch.setattr("node.services.audit_bundle._entries_as_stored", broken)
     with pytest.raises(RuntimeError):
-        export_bundle(fed.nodes["nld"], path)
+        export_bundle(fed.nodes["nld"], path, witness=False)
     assert path.read_bytes() == before and [p.name for p in folder.iterdir()] == ["nld.bundle"]
 
 
 def test_export_signs_a_checkpoint_over_every_entry_first(fed: Federation, tmp_path: Path) -> None:
     _charge(fed, 1, 100_000_000)  # one entry after the last checkpoint
-    result = export_bundle(fed.nodes["rou"], tmp_path / "rou.bundle")
+    result = export_bundle(fed.nodes["rou"], tmp_path / "rou.bundle", witness=False)
     assert result["checkpoint_refused"] is None and result["checkpoints"] == 3
     report = verify_bundle(lines_of(tmp_path / "rou.bundle"))
     assert report.ok and report.last_checkpoint_size == report.entries == 10
@@ -369,7 +373,7 @@ def test_export_over_a_damaged_log_still_writes_the_bundle(fed: Federation, tmp_
     with node.db.transaction() as session:
         exchange_log.append(session, time=fed.clock.now, kind="envelope", outcome="accepted")
         session.execute(text("UPDATE log_entries SET size = 5 WHERE idx = 9"))
-    result = export_bundle(node, tmp_path / "nld.bundle")
+    result = export_bundle(node, tmp_path / "nld.bundle", witness=False)
     assert (
         result["checkpoint_refused"]
         == "refusing to sign a checkpoint: entry 9: contents changed (leaf hash differs)"
@@ -565,11 +569,18 @@ def test_cli_export_and_verify(fed: Federation, tmp_path: Path, cli: click.Group
     home = fed.nodes["nld"].settings.home
     out = tmp_path / "nld.bundle"
     runner = CliRunner()
-    result = runner.invoke(cli, ["--home", str(home), "audit", "export", "--out", str(out)])
+    result = runner.invoke(cli, ["--home", str(home), "audit", "export", "--out", str(out), "--no-witness"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"bundle written: {out}\n  9 entries, 2 checkpoints, ")
-    result = runner.invoke(cli, ["--home", str(home), "audit", "export", "--out", str(out), "--json"])
-    assert json.loads(result.output)["entries"] == 9
+    command = ["--home", str(home), "audit", "export", "--out", str(out), "--json", "--no-witness"]
+    result = runner.invoke(cli, command)
+    assert json.loads(result.output)["entries"] == 9 and json.loads(result.output)["witnesses"] == []
+    # without --no-witness it asks rou first; from a shell rou's in-memory test server is out of reach
+    result = runner.invoke(cli, ["--home", str(home), "audit", "export", "--out", str(tmp_path / "w.bundle")])
+    assert result.exit_code == 0, result.output
+    assert (
+        "  warning: rou not cosigned (no_answer: the peer could not be reached)" in result.output.splitlines()
+    )
 
     elsewhere = tmp_path / "auditor"
     elsewhere.mkdir()
@@ -577,7 +588,9 @@ def test_cli_export_and_verify(fed: Federation, tmp_path: Path, cli: click.Group
     result = runner.invoke(cli, ["audit", "verify-bundle", str(out)], env=env)
     assert result.exit_code == 0, result.output
     first, origin, directory, *keys_and_hint = result.output.splitlines()
-    assert first == "bundle OK: nld (NLD), 9 entries, 2 checkpoints, last checkpoint at size 9"
+    assert first == (
+        "bundle OK: nld (NLD), 9 entries, 2 checkpoints, last checkpoint at size 9; the directory sets no witness policy"
+    )
     assert origin.startswith("  origin palermo/nld/exchange-log, exported ")
     assert directory.startswith("  directory: federation test, version 1, expires ")
     assert len(keys_and_hint) == 4 and sum("(signed)" in line for line in keys_and_hint) == 2
@@ -665,7 +678,7 @@ def test_cli_budget(fed: Federation, tmp_path: Path, cli: click.Group) -> None:
     ]
     fed.set_setting("rou", budget_peer_caps={"nld": 0.05})
     over = tmp_path / "over.bundle"
-    export_bundle(fed.nodes["rou"], over)
+    export_bundle(fed.nodes["rou"], over, witness=False)
     result = runner.invoke(cli, ["audit", "budget", str(over), "--json"])
     data = json.loads(result.output)
     assert result.exit_code == 1 and data["ok"] is False

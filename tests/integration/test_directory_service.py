@@ -7,9 +7,11 @@ when no server answers).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from sqlalchemy import func, select, update
 from node.cli import cli
 from node.context import NodeContext, open_node
 from node.keys import NodeKeys, save_keys
+from node.services import exchange_log
 from node.services.directory import (
     DirectoryError,
     DirectoryUnavailableError,
@@ -171,6 +174,45 @@ def test_member_keys_and_own_entry(node: NodeContext) -> None:
     verify_key, public_key = member_keys(me)
     assert bytes(verify_key) == bytes(node.keys.signing.verify_key)
     assert bytes(public_key) == bytes(node.keys.encryption.public_key)
+
+
+def test_a_peer_key_rotation_is_logged_with_old_and_new_key_ids(node: NodeContext) -> None:
+    peer_keys = [NodeKeys.generate(), NodeKeys.generate()]
+
+    def with_peer(version: int, keys: NodeKeys) -> bytes:
+        peer = member_descriptor(node.settings, keys, ["witness"])
+        own = member_descriptor(node.settings, node.keys, ["analyst", "data-owner"])
+        directory = Directory(
+            federation="europe",
+            version=version,
+            expires=NOW + 86400,
+            governance=GovernanceKeys(
+                keys=tuple(GovernanceKey(bytes(k.verify_key)) for k in GOV[:3]), threshold=2
+            ),
+            members=(own, replace(peer, node_id="rou-fp", country="ROU")),
+        )
+        return sign_directory(sign_directory(SignedDirectory(signed=directory), GOV[0]), GOV[1]).to_bytes()
+
+    install_directory(node, with_peer(1, peer_keys[0]), initial=True)
+    install_directory(node, with_peer(2, peer_keys[0]), initial=False)  # renewal: no rotation
+    install_directory(node, with_peer(3, peer_keys[1]), initial=False)
+    entries = [e for e in exchange_log.recent_entries(node, limit=10) if e["kind"] == "key_rotation"]
+    old, new = peer_keys[0], peer_keys[1]
+
+    def keyid(key: Any) -> str:
+        return hashlib.sha256(bytes(key)).hexdigest()
+
+    assert [(e["peer"], e["outcome"]) for e in entries] == [("rou-fp", "rotated")]
+    assert entries[0]["detail"] == {
+        "version": 3,
+        "signing_key_old": keyid(old.signing.verify_key),
+        "signing_key_new": keyid(new.signing.verify_key),
+        "encryption_key_old": keyid(old.encryption.public_key),
+        "encryption_key_new": keyid(new.encryption.public_key),
+        "log_key_old": keyid(old.log.verify_key),
+        "log_key_new": keyid(new.log.verify_key),
+    }
+    assert exchange_log.verify(node).ok
 
 
 def test_tampered_stored_directory_is_not_used(node: NodeContext) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from federation import Federation, build_federation
@@ -202,7 +203,7 @@ def _bundle(fed: Federation, node_id: str, tmp_path: Path) -> list[bytes]:
     from protocol.translog.bundle import read_lines
 
     path = tmp_path / f"{node_id}.bundle"
-    export_bundle(fed.nodes[node_id], path)
+    export_bundle(fed.nodes[node_id], path, witness=False)  # the tests ask the witnesses themselves
     return list(read_lines([path.read_bytes()]))
 
 
@@ -228,7 +229,7 @@ def test_bundles_carry_cosignatures_and_the_verifier_checks_them(fed: Federation
 def test_a_node_that_shows_a_witness_another_history_is_caught_by_reconcile(
     fed: Federation, tmp_path: Path
 ) -> None:
-    from protocol.translog.audit import reconcile
+    from protocol.translog.reconcile import reconcile
 
     nld = fed.nodes["nld"]
     honest = _grow(fed)
@@ -262,3 +263,46 @@ def test_auditors_download_a_bundle_that_verifies(fed: Federation) -> None:
     assert gzip.decompress(response.data).startswith(b'{"')
     report = verify_bundle(read_lines([response.data]))
     assert report.ok and report.node_id == "nld" and any(report.cosigned.values())
+
+
+def test_export_has_a_quorum_cosign_first_and_the_policy_bounds_the_wait(
+    make_home: Callable[..., Path], database_url: str | None, tmp_path: Path
+) -> None:
+    from node.services.audit_bundle import export_bundle
+    from protocol.directory import WitnessPolicy
+    from protocol.translog.audit import AuditReport, verify_bundle
+    from protocol.translog.bundle import read_lines
+
+    policy = WitnessPolicy(quorum=2, max_delay=3600)
+    fed = build_federation(
+        make_home,
+        [("nld", "NLD"), ("rou", "ROU"), ("ukr", "UKR")],
+        database_url=database_url,
+        witness_policy=policy,
+    )
+    nld = fed.nodes["nld"]
+
+    def export(**options: bool) -> tuple[dict[str, Any], AuditReport]:
+        path = tmp_path / "nld.bundle"
+        result = export_bundle(nld, path, **options)
+        return result, verify_bundle(list(read_lines([path.read_bytes()])))
+
+    _grow(fed)
+    result, report = export()
+    assert [(a["peer"], a["status"]) for a in result["witnesses"]] == [
+        ("rou", "cosigned"),
+        ("ukr", "cosigned"),
+    ]
+    assert report.ok, report.problems
+    witnessing = report.witnessing
+    assert witnessing["policy"] == {"quorum": 2, "max_delay": 3600}
+    assert witnessing["witnessed_size"] == result["witnesses"][0]["size"]
+    assert 0 < witnessing["unwitnessed_entries"] == result["entries"] - witnessing["witnessed_size"]
+
+    fed.clock.now += 7200  # two hours on, nobody witnessed the tail: over the policy's hour
+    _, late = export(witness=False)
+    assert [p.subject for p in late.problems] == ["witness"]
+    assert "2.0 h later, at the export; the witness policy allows 1.0 h" in late.problems[0].message
+
+    result, again = export()  # the witnesses cosign the tail: in policy again
+    assert again.ok, again.problems

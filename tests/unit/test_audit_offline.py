@@ -6,9 +6,10 @@ driven with small synthetic logs so that each finding is produced on purpose.
 
 from __future__ import annotations
 
+import base64
 import json
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -25,10 +26,12 @@ from protocol.directory import (
     GovernanceKeys,
     Member,
     SignedDirectory,
+    WitnessPolicy,
     sign_directory,
 )
 from protocol.translog import ZERO_HASH, Checkpoint, CompactRange, LogEntry, log_origin, sign_checkpoint
-from protocol.translog.audit import budget_audit, reconcile, verify_bundle
+from protocol.translog.audit import verify_bundle
+from protocol.translog.budget_audit import budget_audit
 from protocol.translog.bundle import (
     MAX_LINE_BYTES,
     BudgetCaps,
@@ -46,10 +49,12 @@ from protocol.translog.bundle import (
     read_lines,
     rho_nano,
 )
+from protocol.translog.cosign import add_signatures, cosign, witness_name
+from protocol.translog.reconcile import reconcile
 
 T0 = 1767225600  # 2026-01-01 00:00:00 UTC
 GOVERNANCE = [nacl.signing.SigningKey(bytes([0xA0 + i]) * 32) for i in range(3)]
-NODES = {"nld-a": 1, "rou-b": 2}
+NODES = {"nld-a": 1, "rou-b": 2, "ukr-c": 3}
 CAPS = BudgetCaps(period="month", peer_rho="0.5", global_rho="1", query_rho="0.1", peer_caps={"rou-b": "0.2"})
 
 
@@ -61,21 +66,25 @@ def signing_key(node_id: str) -> nacl.signing.SigningKey:
     return nacl.signing.SigningKey(bytes([0x10 + NODES[node_id]]) * 32)
 
 
-def member(node_id: str) -> Member:
+def member(node_id: str, roles: tuple[str, ...] = ("analyst",)) -> Member:
     box = nacl.public.PrivateKey(bytes([0x20 + NODES[node_id]]) * 32)
     return Member(
         node_id=node_id,
-        country="NLD" if node_id == "nld-a" else "ROU",
+        country=node_id[:3].upper(),
         url=f"https://{node_id}.example.org/",
         signing_key=bytes(signing_key(node_id).verify_key),
         encryption_key=bytes(box.public_key),
         log_key=bytes(log_key(node_id).verify_key),
-        roles=("analyst",),
+        roles=roles,
     )
 
 
 def directory(
-    signers: Sequence[nacl.signing.SigningKey] = GOVERNANCE[:2], members: Iterable[str] = NODES
+    signers: Sequence[nacl.signing.SigningKey] = GOVERNANCE[:2],
+    members: Iterable[str] = ("nld-a", "rou-b"),
+    *,
+    witnesses: Iterable[str] = (),
+    policy: WitnessPolicy | None = None,
 ) -> dict[str, Any]:
     signed = Directory(
         federation="test",
@@ -84,7 +93,10 @@ def directory(
         governance=GovernanceKeys(
             keys=tuple(GovernanceKey(public=bytes(k.verify_key)) for k in GOVERNANCE), threshold=2
         ),
-        members=tuple(member(n) for n in sorted(members)),
+        members=tuple(
+            member(n, ("analyst", "witness") if n in witnesses else ("analyst",)) for n in sorted(members)
+        ),
+        witness_policy=policy,
     )
     document = SignedDirectory(signed=signed)
     for key in signers:
@@ -106,17 +118,24 @@ def bundle(
     *,
     checkpoints: Sequence[int] = (),
     header: dict[str, Any] | None = None,
+    cosigners: Mapping[int, Sequence[str]] | None = None,
 ) -> list[bytes]:
-    """The lines (without LF) of a correct bundle of ``specs``, checkpoints at the given sizes."""
+    """The lines (without LF) of a correct bundle of ``specs``, checkpoints at the given sizes.
+
+    ``cosigners``: checkpoint size -> the nodes whose cosignature (with their log key) it carries.
+    """
     entries = chain(specs)
     notes = []
     for size in checkpoints:
         compact = CompactRange().extend(e.leaf_hash() for e in entries[:size])
-        notes.append(
-            sign_checkpoint(
-                Checkpoint(log_origin(node_id), size, compact.root()), signing_key=log_key(node_id)
-            ).decode()
+        note = sign_checkpoint(
+            Checkpoint(log_origin(node_id), size, compact.root()), signing_key=log_key(node_id)
         )
+        lines = [
+            cosign(note, name=witness_name(w), signing_key=log_key(w), timestamp=T0 + size)
+            for w in (cosigners or {}).get(size, ())
+        ]
+        notes.append(add_signatures(note, lines).decode())
     fields = {
         "node_id": node_id,
         "country": member(node_id).country,
@@ -162,6 +181,85 @@ def problems(lines: list[bytes], **options: Any) -> list[str]:
     return [p.message for p in verify_bundle(lines, **options).problems]
 
 
+# --- the witness policy --------------------------------------------------------------------------
+
+TRIO = ("nld-a", "rou-b", "ukr-c")
+
+
+def witnessed(
+    cosigners: Mapping[int, Sequence[str]], *, quorum: int = 2, exported_after: int = 10**6, entries: int = 6
+) -> list[bytes]:
+    """nld-a's bundle of ``entries`` entries (times T0, T0+1, ...), checkpoints at sizes 2, 4 and 6,
+    under a directory in which all three nodes witness and the policy asks ``quorum`` within a day."""
+    policy = WitnessPolicy(quorum=quorum, max_delay=86400)
+    header = {
+        "directory": directory(members=TRIO, witnesses=TRIO, policy=policy),
+        "exported_at": T0 + exported_after,
+    }
+    specs = [ping("out", "sent", i, peer="rou-b") for i in range(entries)]
+    return bundle("nld-a", specs, checkpoints=[2, 4, 6], header=header, cosigners=cosigners)
+
+
+def test_a_quorum_on_the_newest_checkpoint_meets_the_policy() -> None:
+    report = verify_bundle(witnessed({2: ["rou-b"], 6: ["rou-b", "ukr-c"]}))
+    assert report.ok, report.problems
+    assert report.cosigned == {2: ["rou-b"], 4: [], 6: ["rou-b", "ukr-c"]}
+    assert report.witnessing == {
+        "policy": {"quorum": 2, "max_delay": 86400},
+        "witnessed_size": 6,
+        "unwitnessed_entries": 0,
+    }
+    assert report.summary().endswith("; witnessed by a quorum of 2 up to size 6")
+
+
+def test_entries_past_the_quorum_older_than_the_delay_are_named() -> None:
+    report = verify_bundle(witnessed({4: ["rou-b", "ukr-c"], 6: ["rou-b"]}))
+    assert not report.ok
+    assert [(p.subject, p.position) for p in report.problems] == [("witness", 4)]
+    assert report.problems[0].message == (
+        "entry 4 (logged 2026-01-01T00:00:04Z) and 1 more are under no checkpoint cosigned by 2 witness(es) "
+        "277.8 h later, at the export; the witness policy allows 24.0 h (checkpoints up to size 4 are witnessed)"
+    )
+    assert report.witnessing["witnessed_size"] == 4 and report.witnessing["unwitnessed_entries"] == 2
+
+
+def test_entries_past_the_quorum_within_the_delay_are_pending_not_failing() -> None:
+    report = verify_bundle(witnessed({4: ["rou-b", "ukr-c"]}, exported_after=3600))
+    assert report.ok, report.problems
+    assert report.summary().endswith(
+        "; witnessed by a quorum of 2 up to size 4, 2 later entries within the policy's delay"
+    )
+
+
+@pytest.mark.parametrize(
+    ("cosigners", "why"),
+    [
+        ({}, "nobody cosigned"),
+        ({6: ["rou-b"]}, "one of two"),
+        ({6: ["nld-a", "rou-b"]}, "the log's own cosignature does not count"),
+        ({2: ["rou-b", "ukr-c"]}, "an old quorum leaves entries 2-5 unwitnessed"),
+    ],
+)
+def test_a_missing_quorum_fails_the_bundle(cosigners: dict[int, list[str]], why: str) -> None:
+    report = verify_bundle(witnessed(cosigners))
+    assert [p.subject for p in report.problems] == ["witness"], why
+
+
+def test_a_forged_cosignature_does_not_count_toward_the_quorum() -> None:
+    header, *body = witnessed({6: ["rou-b", "ukr-c"]})
+    checkpoint = json.loads(body[2])
+    note = checkpoint["note"]
+    cut = note.rindex("palermo-witness/ukr-c ") + len("palermo-witness/ukr-c ")
+    payload = bytearray(base64.b64decode(note[cut:].split("\n")[0]))
+    payload[-1] ^= 1
+    checkpoint["note"] = note[:cut] + base64.b64encode(bytes(payload)).decode() + "\n"
+    report = verify_bundle([header, *body[:2], canonical_json(checkpoint), *body[3:]])
+    messages = [p.message for p in report.problems]
+    assert messages[0].startswith("checkpoint at size 6: cosignature of ukr-c does not verify")
+    assert [p.subject for p in report.problems] == ["checkpoint", "witness"]
+    assert report.cosigned[6] == ["rou-b"]
+
+
 # --- the format -----------------------------------------------------------------------------------
 
 
@@ -174,7 +272,8 @@ def test_a_bundle_round_trips_through_gzip_and_verifies() -> None:
     report = verify_bundle(read)
     assert (
         report.ok
-        and report.summary() == "bundle OK: nld-a (NLD), 3 entries, 2 checkpoints, last checkpoint at size 3"
+        and report.summary()
+        == "bundle OK: nld-a (NLD), 3 entries, 2 checkpoints, last checkpoint at size 3; the directory sets no witness policy"
     )
     records = list(read_bundle(read))
     assert isinstance(records[0], BundleHeader) and records[0].origin == "palermo/nld-a/exchange-log"
@@ -191,14 +290,16 @@ def test_a_bundle_round_trips_through_gzip_and_verifies() -> None:
 def test_entries_after_the_last_checkpoint_are_pointed_out() -> None:
     report = verify_bundle(bundle("nld-a", [ping("out", "sent", 1, peer="rou-b")] * 3, checkpoints=[1]))
     assert report.summary() == (
-        "bundle OK: nld-a (NLD), 3 entries, 1 checkpoints, last checkpoint at size 1 (2 entries are under no checkpoint)"
+        "bundle OK: nld-a (NLD), 3 entries, 1 checkpoints, last checkpoint at size 1 (2 entries are under no checkpoint); "
+        "the directory sets no witness policy"
     )
 
 
 def test_a_log_without_checkpoints_is_pointed_out() -> None:
     report = verify_bundle(bundle("nld-a", [ping("out", "sent", 1, peer="rou-b")] * 2))
     assert report.summary() == (
-        "bundle OK: nld-a (NLD), 2 entries, 0 checkpoints, last checkpoint none (2 entries are under no checkpoint)"
+        "bundle OK: nld-a (NLD), 2 entries, 0 checkpoints, last checkpoint none (2 entries are under no checkpoint); "
+        "the directory sets no witness policy"
     )
 
 

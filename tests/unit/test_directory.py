@@ -21,6 +21,7 @@ from protocol.directory import (
     Member,
     Signature,
     SignedDirectory,
+    WitnessPolicy,
     assess_update,
     check_not_expired,
     sign_directory,
@@ -518,3 +519,58 @@ def test_parsed_document_is_independent_of_the_input_dict() -> None:
     document = SignedDirectory.from_dict(copy.deepcopy(d))
     d["signed"]["members"][0]["roles"].append("witness")
     assert document.signed.members[0].roles == ("analyst", "data-owner")
+
+
+# ---- witness policy -----------------------------------------------------------------------------
+
+WITNESSES = (
+    member("nld-fp", 40, ("analyst", "witness")),
+    member("rou-fp", 41, ("witness",)),
+    member("ukr-fp", 42, ("witness",)),
+)
+
+
+def with_policy(policy: Any, members: tuple[Member, ...] = WITNESSES) -> dict[str, Any]:
+    signed = make().to_dict()
+    signed["members"] = [m.to_dict() for m in members]
+    signed["witness_policy"] = policy
+    return signed
+
+
+def test_witness_policy_round_trips_and_is_signed() -> None:
+    directory = Directory.from_dict(with_policy({"quorum": 2, "max_delay": 3600}))
+    assert directory.witness_policy == WitnessPolicy(quorum=2, max_delay=3600)
+    assert Directory.from_dict(directory.to_dict()) == directory
+    assert b'"witness_policy":{"max_delay":3600,"quorum":2}' in directory.signing_bytes()
+    without = Directory.from_dict({k: v for k, v in directory.to_dict().items() if k != "witness_policy"})
+    assert without.witness_policy is None
+    assert "witness_policy" not in without.to_dict()  # absent, never null
+    assert without.digest != directory.digest  # the policy is part of what governance signs
+
+
+def test_witnesses_of_leaves_out_the_log_owner() -> None:
+    directory = Directory.from_dict(with_policy({"quorum": 2, "max_delay": 60}))
+    assert [m.node_id for m in directory.witnesses_of("nld-fp")] == ["rou-fp", "ukr-fp"]
+    assert [m.node_id for m in directory.witnesses_of("rou-fp")] == ["nld-fp", "ukr-fp"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "members", "code"),
+    [
+        ({"quorum": 3, "max_delay": 60}, WITNESSES, "directory_bad_quorum"),  # a witness has 2 others
+        (
+            {"quorum": 1, "max_delay": 60},
+            MEMBERS,
+            "directory_bad_quorum",
+        ),  # one witness: none for its own log
+        ({"quorum": 0, "max_delay": 60}, WITNESSES, "directory_malformed"),
+        ({"quorum": 1, "max_delay": 0}, WITNESSES, "directory_malformed"),
+        ({"quorum": True, "max_delay": 60}, WITNESSES, "directory_malformed"),
+        ({"quorum": 1}, WITNESSES, "directory_malformed"),
+        ({"quorum": 1, "max_delay": 60, "extra": 1}, WITNESSES, "directory_malformed"),
+        (None, WITNESSES, "directory_malformed"),
+        ([1, 60], WITNESSES, "directory_malformed"),
+    ],
+)
+def test_bad_witness_policies_are_refused(policy: Any, members: tuple[Member, ...], code: str) -> None:
+    assert code_of(lambda: Directory.from_dict(with_policy(policy, members))) == (MalformedError, code)
