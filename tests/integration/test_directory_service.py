@@ -329,3 +329,76 @@ def test_cli_federation_lifecycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "directory_rollback" in rollback.output
     assert out_json(run(runner, "directory", "show", "--json", home=nld))["versions_installed"] == 2
     assert json.loads((nld / "directory.json").read_text())["signed"]["version"] == 2
+
+
+def test_cli_witness_policy(tmp_path: Path) -> None:
+    runner = CliRunner()
+    members = []
+    for node_id in ("nld-fp", "rou-fp", "ukr-fp"):
+        home = make_node_home(tmp_path, node_id, node_id[:3].upper())
+        out = tmp_path / f"{node_id}.json"
+        run(runner, "keys", "export", "--roles", "analyst,witness", "--out", str(out), home=home)
+        members += ["--member", str(out)]
+    run(runner, "keys", "governance-new", "--out", str(tmp_path / "g.key"))
+    base = ["directory", "create", "--expires-days", "30", *members]
+    first = [*base, "--federation", "europe", "--version", "1", "--threshold", "1"]
+    first += ["--governance", str(tmp_path / "g.key")]
+    v1 = tmp_path / "v1.json"
+    created = out_json(
+        run(runner, *first, "--witness-quorum", "2", "--witness-max-delay", "6", "--out", str(v1), "--json")
+    )
+    assert created["witness_policy"] == {"quorum": 2, "max_delay": 21600}
+    assert json.loads(v1.read_text())["signed"]["witness_policy"] == {"quorum": 2, "max_delay": 21600}
+    text = run(runner, "directory", "verify", str(v1), ok=False).output
+    assert "witnesses   quorum 2, every entry witnessed within 6 h" in text
+
+    too_many = run(
+        runner, *first, "--witness-quorum", "3", "--out", str(tmp_path / "x.json"), "--json", ok=False
+    )
+    assert (
+        out_json(too_many)["error"] == "directory_bad_quorum" and not (tmp_path / "x.json").exists()
+    )
+    kept = out_json(
+        run(
+            runner,
+            *base,
+            "--from",
+            str(v1),
+            "--witness-max-delay",
+            "12",
+            "--out",
+            str(tmp_path / "v2.json"),
+            "--json",
+        )
+    )
+    assert kept["witness_policy"] == {"quorum": 2, "max_delay": 43200}  # the quorum comes from v1
+    dropped = out_json(
+        run(
+            runner,
+            *base,
+            "--from",
+            str(v1),
+            "--no-witness-policy",
+            "--out",
+            str(tmp_path / "v3.json"),
+            "--json",
+        )
+    )
+    assert (
+        dropped["witness_policy"] is None
+        and "witness_policy" not in json.loads((tmp_path / "v3.json").read_text())["signed"]
+    )
+    both = run(
+        runner,
+        *base,
+        "--from",
+        str(v1),
+        "--no-witness-policy",
+        "--witness-quorum",
+        "1",
+        "--out",
+        str(tmp_path / "y.json"),
+        "--json",
+        ok=False,
+    )
+    assert out_json(both)["error"] == "directory_draft"
