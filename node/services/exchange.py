@@ -1,15 +1,19 @@
 """Receiving and sending envelopes: verification, replay checks, logging, dispatch.
 
 Every envelope this node sends or receives, accepted or refused, is appended to the exchange
-log before it is acted on (hashes and metadata only).
+log (hashes and metadata only), in the same transaction as the first change made in acting on
+it, or before. A received request is logged once its handler's outcome is known, as one entry.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 import protocol.matching
 import protocol.psi
@@ -82,37 +86,38 @@ def _open(node: NodeContext, sealed: SealedEnvelope, member: Member, now: int) -
 
 
 def _record_accepted(
-    node: NodeContext,
-    sealed: SealedEnvelope,
-    message: Message,
-    *,
-    seq: int | None,
-    now: int,
-    reply_to: str = "",
+    node: NodeContext, sealed: SealedEnvelope, message: Message, *, seq: int | None, reply_to: str = ""
 ) -> None:
     """Remember the message id (and, for a request, the channel's seq) and log it as accepted, atomically."""
     header = message.header
     with node.db.transaction() as session:
-        accept_incoming(
-            session,
-            peer=header.sender,
-            message_id=header.id,
-            seq=seq,
-            forget_after=header.expires + node.settings.clock_skew_seconds,
-        )
-        exchange_log.append(
-            session,
-            time=now,
-            kind="envelope",
-            direction="in",
-            peer=header.sender,
-            message_id=header.id,
-            message_type=header.type,
-            envelope_hash=sealed.hash,
-            size=len(sealed.box),
-            outcome="accepted",
-            detail={"reply_to": reply_to} if reply_to else None,
-        )
+        _remember(session, node, header, seq=seq)
+        _log_accepted(session, node=node, sealed=sealed, header=header, reply_to=reply_to)
+
+
+def _remember(session: Session, node: NodeContext, header: Header, *, seq: int | None) -> None:
+    """Steps 17-18 of protocol/SPEC.md 4.8 (raises PeerRefusal); the transaction is the caller's."""
+    forget_after = header.expires + node.settings.clock_skew_seconds
+    accept_incoming(session, peer=header.sender, message_id=header.id, seq=seq, forget_after=forget_after)
+
+
+def _log_accepted(
+    session: Session, *, node: NodeContext, sealed: SealedEnvelope, header: Header, reply_to: str = ""
+) -> None:
+    """Log an envelope received as accepted (``header`` is the verified one)."""
+    exchange_log.append(
+        session,
+        time=node.clock(),
+        kind="envelope",
+        direction="in",
+        peer=header.sender,
+        message_id=header.id,
+        message_type=header.type,
+        envelope_hash=sealed.hash,
+        size=len(sealed.box),
+        outcome="accepted",
+        detail={"reply_to": reply_to} if reply_to else None,
+    )
 
 
 def _refusal(error: NodeError | ProtocolError) -> PeerRefusal:
@@ -124,6 +129,8 @@ def _refusal(error: NodeError | ProtocolError) -> PeerRefusal:
 def _log_refused(
     node: NodeContext, *, peer: str, envelope_hash: str, size: int, code: str, header: Header | None
 ) -> None:
+    """Log a refused envelope. ``header`` only once its signature verified: then its id and type are
+    the sender's, authenticated; before that only the clear ``peer`` it claims, its hash and size."""
     with node.db.transaction() as session:
         exchange_log.append(
             session,
@@ -144,44 +151,64 @@ def _log_refused(
 def receive(node: NodeContext, body: bytes) -> bytes:
     """Verify, log and act on a request envelope from a peer; return the reply's wire bytes.
 
-    Raises PeerRefusal (with a stable code and HTTP status) for anything refused; the refusal
-    is logged and nothing else changes.
+    Raises PeerRefusal (with a stable code and HTTP status) for anything refused, by the checks or
+    by the handler. The envelope gets one log entry: ``refused`` with that code, or ``accepted``,
+    committed with the first unit of work the handler commits (else with the reply's entry), so
+    nothing the handler changes is ever committed without it. A handler that committed work and
+    then refused leaves both entries.
     """
+    sealed, message = _checked_request(node, body)
+    log_request = functools.partial(_log_accepted, node=node, sealed=sealed, header=message.header)
+    try:
+        handled = handle_request(node, message, log_request=log_request)
+        reply, header = _seal_reply(node, message, sealed, handled.reply_type, handled.payload)
+    except (NodeError, ProtocolError) as e:
+        refusal = _refusal(e)
+        _log_refused_request(node, body, sealed, message, refusal.code)
+        raise refusal from e
+    except Exception:  # the peer gets a 500 internal_error (node/app/errors.py): log that too
+        _log_refused_request(node, body, sealed, message, "internal_error")
+        raise
+    with node.db.transaction() as session:
+        if not handled.logged:
+            log_request(session)
+        _log_out(session, node, reply, header, outcome="sent", reply_to=sealed.hash)
+    return reply.to_bytes()
+
+
+def _checked_request(node: NodeContext, body: bytes) -> tuple[SealedEnvelope, Message]:
+    """Steps 1-18 of protocol/SPEC.md 4.8, the replay state committed; a refusal is logged and raised."""
     sealed: SealedEnvelope | None = None
     message: Message | None = None
     try:
         sealed = SealedEnvelope.from_bytes(body)
-        message = _verify_request(node, sealed)
+        message = _open_request(node, sealed)  # verified: from here on, its header is the sender's
+        _accept_request(node, message)
     except (NodeError, ProtocolError) as e:
         refusal = _refusal(e)
         if refusal.code == "malformed":
             refusal = PeerRefusal(refusal.message, code="malformed_envelope", http_status=400)
-        _log_refused(
-            node,
-            peer=sealed.sender if sealed else "",
-            envelope_hash=sealed.hash if sealed else "",
-            size=len(body),
-            code=refusal.code,
-            header=message.header if message else None,
-        )
+        _log_refused_request(node, body, sealed, message, refusal.code)
         raise refusal from e
-    try:
-        reply_type, reply_payload = handle_request(node, message)
-    except (NodeError, ProtocolError) as e:  # the handler refused: it changed nothing
-        refusal = _refusal(e)
-        _log_refused(
-            node,
-            peer=sealed.sender,
-            envelope_hash=sealed.hash,
-            size=len(body),
-            code=refusal.code,
-            header=message.header,
-        )
-        raise refusal from e
-    return _seal_reply(node, message, sealed, reply_type, reply_payload)
+    return sealed, message
 
 
-def _verify_request(node: NodeContext, sealed: SealedEnvelope) -> Message:
+def _log_refused_request(
+    node: NodeContext, body: bytes, sealed: SealedEnvelope | None, message: Message | None, code: str
+) -> None:
+    """``message`` is None until the signature verified: nothing inside an envelope is logged before."""
+    _log_refused(
+        node,
+        peer=sealed.sender if sealed else "",
+        envelope_hash=sealed.hash if sealed else "",
+        size=len(body),
+        code=code,
+        header=message.header if message else None,
+    )
+
+
+def _open_request(node: NodeContext, sealed: SealedEnvelope) -> Message:
+    """Steps 3-13 of protocol/SPEC.md 4.8: the clear fields, the directory, decryption, signature."""
     now = node.clock()
     if sealed.recipient != node.node_id:
         raise PeerRefusal("envelope is addressed to another node", code="wrong_recipient", http_status=403)
@@ -191,15 +218,23 @@ def _verify_request(node: NodeContext, sealed: SealedEnvelope) -> Message:
         raise PeerRefusal(
             "the sender is not a member of this node's directory", code="unknown_sender", http_status=403
         )
-    message = _open(node, sealed, member, now)
+    return _open(node, sealed, member, now)
+
+
+def _accept_request(node: NodeContext, message: Message) -> None:
+    """Steps 14-18: type, payload, request kind; then remember the id and the channel's seq.
+
+    Logged only once the handler's outcome is known (``receive``): a refusal by the handler is then
+    the envelope's one entry. The replay state is committed first, so no envelope is acted on twice.
+    """
     header = message.header
     check_payload(header.type, message.payload)
     if message_type(header.type).kind != "request" or header.reply_to is not None:
         raise PeerRefusal(
             "a reply can only arrive in the response to its request", code="unexpected_reply", http_status=422
         )
-    _record_accepted(node, sealed, message, seq=header.seq, now=now)
-    return message
+    with node.db.transaction() as session:
+        _remember(session, node, header, seq=header.seq)
 
 
 def _seal_reply(
@@ -208,10 +243,10 @@ def _seal_reply(
     sealed_request: SealedEnvelope,
     reply_type: str,
     payload: dict[str, Any],
-) -> bytes:
+) -> tuple[SealedEnvelope, Header]:
     now = node.clock()
     peer = current_directory(node, now=now).member(request.header.sender)
-    assert peer is not None  # verified in _verify_request
+    assert peer is not None  # verified in _open_request
     header = Header(
         id=node.random_bytes(16).hex(),
         type=reply_type,
@@ -222,10 +257,7 @@ def _seal_reply(
         seq=request.header.seq,
         reply_to=ReplyRef(id=request.header.id, hash=sealed_request.hash),
     )
-    reply = _seal(node, Message(header=header, payload=payload), peer)
-    with node.db.transaction() as session:
-        _log_out(session, node, reply, header, outcome="sent", reply_to=sealed_request.hash)
-    return reply.to_bytes()
+    return _seal(node, Message(header=header, payload=payload), peer), header
 
 
 def _seal(node: NodeContext, message: Message, peer: Member) -> SealedEnvelope:
@@ -399,7 +431,7 @@ def _accept_reply(
             raise PeerRefusal("the reply comes from another node", code="sender_mismatch", http_status=403)
         reply = _open(node, sealed, peer, now)
         _check_reply(request, sealed_request, reply)
-        _record_accepted(node, sealed, reply, seq=None, now=now, reply_to=sealed_request.hash)
+        _record_accepted(node, sealed, reply, seq=None, reply_to=sealed_request.hash)
     except (NodeError, ProtocolError) as e:
         refusal = _refusal(e)
         _log_refused(

@@ -644,8 +644,8 @@ def test_cli_reconcile(fed: Federation, tmp_path: Path, cli: click.Group) -> Non
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
         "logs agree: nld and rou, 8 envelopes logged on both sides, 0 refused, 0 undelivered",
-        "  bundle OK: nld (NLD), 9 entries, 2 checkpoints, last checkpoint at size 9",
-        "  bundle OK: rou (ROU), 9 entries, 2 checkpoints, last checkpoint at size 9",
+        "  bundle OK: nld (NLD), 9 entries, 2 checkpoints, last checkpoint at size 9; the directory sets no witness policy",
+        "  bundle OK: rou (ROU), 9 entries, 2 checkpoints, last checkpoint at size 9; the directory sets no witness policy",
     ]
     bad = _write(tmp_path / "rou-bad.bundle", edit_entry(lines_of(rou), 3, envelope_hash="ee" * 32))
     result = runner.invoke(cli, ["audit", "reconcile", str(nld), str(bad), "--json"])
