@@ -355,9 +355,7 @@ def test_cli_witness_policy(tmp_path: Path) -> None:
     too_many = run(
         runner, *first, "--witness-quorum", "3", "--out", str(tmp_path / "x.json"), "--json", ok=False
     )
-    assert (
-        out_json(too_many)["error"] == "directory_bad_quorum" and not (tmp_path / "x.json").exists()
-    )
+    assert out_json(too_many)["error"] == "directory_bad_quorum" and not (tmp_path / "x.json").exists()
     kept = out_json(
         run(
             runner,
