@@ -83,13 +83,16 @@ def sample_fields(i: int) -> dict[str, Any]:
     }
 
 
-def make_node(root: Path, database_url: str | None) -> NodeContext:
-    home = root / "home"
+def make_node(
+    root: Path, database_url: str | None, *, node_id: str = "bench-node", country: str = "NLD"
+) -> NodeContext:
+    """A fresh node home at ``root / node_id`` (keys without a passphrase, migrated), opened."""
+    home = root / node_id
     home.mkdir()
     settings = render_settings(
-        node_id="bench-node",
-        country="NLD",
-        url="http://127.0.0.1:9/",
+        node_id=node_id,
+        country=country,
+        url=f"http://127.0.0.1:9/{node_id}",
         database_url=database_url,
         bind="127.0.0.1:0",
     )
@@ -203,15 +206,14 @@ def bench_appends(raw: RawSqlite, service: ServiceAppends, appends: int, batched
         show(label, best, reference, best_floor)
 
 
-def fill(node: NodeContext, total: int) -> None:
-    """Grow the log to ``total`` entries with ``append_many``, 10,000 a transaction."""
+def fill(node: NodeContext, total: int, fields: Callable[[int], dict[str, Any]] = sample_fields) -> None:
+    """Grow the log to ``total`` entries with ``append_many``, 10,000 a transaction; entry i is
+    made of ``fields(i)``."""
     with node.db.transaction() as session:
         start = exchange_log._lock_head(session).size
     for first in range(start, total, 10_000):
         with node.db.transaction() as session:
-            exchange_log.append_many(
-                session, [sample_fields(i) for i in range(first, min(first + 10_000, total))]
-            )
+            exchange_log.append_many(session, [fields(i) for i in range(first, min(first + 10_000, total))])
 
 
 def raw_read_rate(node: NodeContext) -> float | None:
