@@ -105,19 +105,7 @@ def _log_accepted(
     session: Session, *, node: NodeContext, sealed: SealedEnvelope, header: Header, reply_to: str = ""
 ) -> None:
     """Log an envelope received as accepted (``header`` is the verified one)."""
-    exchange_log.append(
-        session,
-        time=node.clock(),
-        kind="envelope",
-        direction="in",
-        peer=header.sender,
-        message_id=header.id,
-        message_type=header.type,
-        envelope_hash=sealed.hash,
-        size=len(sealed.box),
-        outcome="accepted",
-        detail={"reply_to": reply_to} if reply_to else None,
-    )
+    _log_envelope(session, node, sealed, header, direction="in", outcome="accepted", reply_to=reply_to)
 
 
 def _refusal(error: NodeError | ProtocolError) -> PeerRefusal:
@@ -281,12 +269,28 @@ def _log_out(
     reply_to: str = "",
 ) -> None:
     """Log an envelope sent; a reply names the envelope hash of the request it answers (its receipt)."""
+    _log_envelope(
+        session, node, sealed, header, direction="out", outcome=outcome, code=code, reply_to=reply_to
+    )
+
+
+def _log_envelope(
+    session: Any,
+    node: NodeContext,
+    sealed: SealedEnvelope,
+    header: Header,
+    *,
+    direction: str,
+    outcome: str,
+    code: str = "",
+    reply_to: str = "",
+) -> None:
     exchange_log.append(
         session,
         time=node.clock(),
         kind="envelope",
-        direction="out",
-        peer=header.recipient,
+        direction=direction,
+        peer=header.sender if direction == "in" else header.recipient,
         message_id=header.id,
         message_type=header.type,
         envelope_hash=sealed.hash,
