@@ -32,6 +32,7 @@ class NodeContext:
     random_bytes: Callable[[int], bytes] = os.urandom
     transport: PeerTransport | None = field(default=None)
     cache: dict[str, Any] = field(default_factory=dict)  # per-process caches of services
+    passphrase: str | None = field(default=None, repr=False)  # reopens the keys after a rotation
 
     @property
     def node_id(self) -> str:
@@ -57,4 +58,10 @@ def open_node(
     """Open the node whose home is ``home``. Raises ConfigurationError when it is not a node home."""
     settings = load_settings(home)
     keys = load_keys(settings.keys_dir, passphrase=passphrase)
-    return NodeContext(settings=settings, keys=keys, db=Database(settings.database_url), transport=transport)
+    return NodeContext(
+        settings=settings,
+        keys=keys,
+        db=Database(settings.database_url),
+        transport=transport,
+        passphrase=passphrase,
+    )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hmac
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -47,6 +48,7 @@ from protocol.directory import (
 from protocol.errors import ProtocolError
 
 GOVERNANCE_PURPOSE = "governance"
+log = logging.getLogger("palermo.directory")
 
 
 class DirectoryError(OperatorError):
@@ -142,7 +144,34 @@ def installed_directory(node: NodeContext) -> Directory | None:
         row = _latest(session)
         directory = None if row is None else _stored(row.document, row.sha256)
     node.cache["directory"] = (time.monotonic(), directory)
+    if directory is not None:
+        follow_own_keys(node, directory)
     return directory
+
+
+def follow_own_keys(node: NodeContext, directory: Directory) -> None:
+    """Use the keys ``directory`` lists for this node: a rotation's staged keys once it lists them.
+
+    Cheap when nothing changed (two byte comparisons). A directory that lists keys this node
+    cannot reach is tried once per version, not on every read.
+    """
+    from node.services import key_rotation
+
+    def listed(own: Member) -> bool:
+        keys = node.keys
+        return own.signing_key == bytes(keys.signing.verify_key) and own.encryption_key == bytes(
+            keys.encryption.public_key
+        )
+
+    own = directory.member(node.node_id)
+    if own is None or listed(own) or node.cache.get("keys_unreachable") == directory.digest:
+        return
+    try:
+        key_rotation.activate(node, own, passphrase=node.passphrase)
+    except (OSError, ValueError, ConfigurationError) as e:
+        log.warning("cannot switch to the keys the directory lists", extra={"error": type(e).__name__})
+    if not listed(own):
+        node.cache["keys_unreachable"] = directory.digest
 
 
 def current_directory(node: NodeContext, *, now: int | None = None) -> Directory:
@@ -231,6 +260,7 @@ def install_directory(node: NodeContext, data: bytes, *, initial: bool) -> Direc
     finally:
         staged.unlink(missing_ok=True)
         node.cache.pop("directory", None)
+    follow_own_keys(node, directory)
     return directory
 
 

@@ -28,6 +28,7 @@ from node.services import exchange_log
 from node.services.directory import current_directory
 from node.services.exchange import send_request
 from node.services.handlers import handler
+from node.services.proof_tree import proof_tree
 from node.storage.db import dialect_insert
 from node.storage.models.log import LogCheckpoint, LogEntryRow
 from node.storage.models.witness import LogCosignature, WitnessedLog
@@ -36,7 +37,7 @@ from protocol.envelope import Message
 from protocol.errors import ProtocolError
 from protocol.translog import log_origin, verify_checkpoint
 from protocol.translog.cosign import cosign, verify_cosignature, witness_name
-from protocol.translog.proofs import ProofError, consistency_proof, inclusion_proof, verify_consistency
+from protocol.translog.proofs import ProofError, verify_consistency
 
 log = logging.getLogger("palermo.witness")
 _cosignatures = cast(Table, LogCosignature.__table__)
@@ -133,14 +134,6 @@ def _extends(known: Any, checkpoint: Any, proof: list[bytes]) -> tuple[str, str]
 # --- the log --------------------------------------------------------------------------------------
 
 
-def _leaf_hashes(node: NodeContext, size: int) -> list[bytes]:
-    with node.db.read() as session:
-        rows = session.execute(
-            select(LogEntryRow.leaf_hash).where(LogEntryRow.index < size).order_by(LogEntryRow.index)
-        )
-        return [bytes.fromhex(h) for (h,) in rows]
-
-
 def _latest_checkpoint(node: NodeContext) -> tuple[int, bytes] | None:
     with node.db.read() as session:
         row = session.execute(
@@ -166,11 +159,9 @@ def witness_checkpoint(node: NodeContext, peer: str) -> dict[str, Any]:
     old = _last_cosigned(node, peer)
     if old == size:
         return {"peer": peer, "status": "cosigned", "size": size, "already": True}
-    leaves: list[bytes] | None = None
     for _attempt in range(2):
         if 0 < old < size:
-            leaves = leaves or _leaf_hashes(node, size)
-            proof = [b64encode(h) for h in consistency_proof(leaves, old, size)]
+            proof = [b64encode(h) for h in proof_tree(node, size).consistency_proof(old, size)]
         else:
             proof = []
         try:
@@ -297,7 +288,7 @@ def inclusion(node: NodeContext, index: int, size: int) -> dict[str, Any]:
     note = _checkpoint_note(node, size)
     if not 0 <= index < size:
         raise OperatorError(f"index must be below the checkpoint's size {size}", code="invalid_request")
-    leaves = _leaf_hashes(node, size)
+    tree = proof_tree(node, size)
     with node.db.read() as session:
         row = session.execute(select(LogEntryRow).where(LogEntryRow.index == index)).scalar_one()
         entry = {
@@ -317,8 +308,8 @@ def inclusion(node: NodeContext, index: int, size: int) -> dict[str, Any]:
             )
         }
         entry["index"], entry["detail"] = row.index, json.loads(row.detail)
-    return {"index": index, "size": size, "entry": entry, "leaf_hash": leaves[index].hex(),
-            "proof": [b64encode(h) for h in inclusion_proof(leaves, index, size)], "checkpoint": note.decode("utf-8")}  # fmt: skip
+    return {"index": index, "size": size, "entry": entry, "leaf_hash": tree.leaves[index].hex(),
+            "proof": [b64encode(h) for h in tree.inclusion_proof(index, size)], "checkpoint": note.decode("utf-8")}  # fmt: skip
 
 
 def consistency(node: NodeContext, old_size: int, new_size: int) -> dict[str, Any]:
@@ -326,6 +317,6 @@ def consistency(node: NodeContext, old_size: int, new_size: int) -> dict[str, An
     old_note, new_note = _checkpoint_note(node, old_size), _checkpoint_note(node, new_size)
     if not 0 < old_size <= new_size:
         raise OperatorError("expected 0 < old size <= new size", code="invalid_request")
-    proof = consistency_proof(_leaf_hashes(node, new_size), old_size, new_size)
+    proof = proof_tree(node, new_size).consistency_proof(old_size, new_size)
     return {"old_size": old_size, "new_size": new_size, "proof": [b64encode(h) for h in proof],
             "old_checkpoint": old_note.decode("utf-8"), "new_checkpoint": new_note.decode("utf-8")}  # fmt: skip
