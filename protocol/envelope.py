@@ -35,7 +35,13 @@ from protocol.canonical import (
     require_fields,
     sha256_hex,
 )
-from protocol.errors import ExpiredError, InvalidRequestError, MalformedError, VerificationError
+from protocol.errors import (
+    ExpiredError,
+    InvalidRequestError,
+    MalformedError,
+    ProtocolError,
+    VerificationError,
+)
 
 SIGNING_CONTEXT = b"palermo/envelope/v1\n"
 NONCE_SIZE = nacl.public.Box.NONCE_SIZE
@@ -293,7 +299,8 @@ def open_envelope(
 
     Raises (with ``code``): ``unsupported_version``, ``wrong_recipient``, ``decryption_failed``,
     ``malformed_envelope``, ``bad_signature``, ``sender_mismatch``, ``future_dated``,
-    ``expired_envelope``. Replay and sequence checks need the node's state and happen there.
+    ``expired_envelope``. Replay and sequence checks need the node's state and happen there. An
+    error raised after the signature verified carries the signed header in ``verified_header``.
     """
     if sealed.version != PROTOCOL_VERSION:
         raise MalformedError(
@@ -325,7 +332,11 @@ def open_envelope(
         raise VerificationError(
             "signature does not verify with the sender's identity key", code="bad_signature"
         ) from e
-    return _check_verified(message, sealed, recipient_id=recipient_id, now=now, policy=policy)
+    try:
+        return _check_verified(message, sealed, recipient_id=recipient_id, now=now, policy=policy)
+    except ProtocolError as e:
+        e.verified_header = message.header  # signed by the sender: its id and type may be logged
+        raise
 
 
 def _check_verified(

@@ -7,11 +7,16 @@ never contain keys, tokens or personal data.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ProtocolError(Exception):
     """Base of every error raised by :mod:`protocol`."""
 
     code = "protocol_error"
+    # Set by envelope.open_envelope when the envelope's signature verified and a later check
+    # (SPEC 4.8 steps 9-13) refused it: the signed header, whose id and type may then be logged.
+    verified_header: Any = None
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)

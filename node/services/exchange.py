@@ -176,23 +176,37 @@ def _checked_request(node: NodeContext, body: bytes) -> tuple[SealedEnvelope, Me
         refusal = _refusal(e)
         if refusal.code == "malformed":
             refusal = PeerRefusal(refusal.message, code="malformed_envelope", http_status=400)
-        _log_refused_request(node, body, sealed, message, refusal.code)
+        _log_refused_request(node, body, sealed, message, refusal.code, verified=_verified_header(e))
         raise refusal from e
     return sealed, message
 
 
 def _log_refused_request(
-    node: NodeContext, body: bytes, sealed: SealedEnvelope | None, message: Message | None, code: str
+    node: NodeContext,
+    body: bytes,
+    sealed: SealedEnvelope | None,
+    message: Message | None,
+    code: str,
+    *,
+    verified: Header | None = None,
 ) -> None:
-    """``message`` is None until the signature verified: nothing inside an envelope is logged before."""
+    """``message`` is None until the signature verified: nothing inside an envelope is logged before.
+
+    ``verified``: the signed header of an envelope refused after its signature verified.
+    """
     _log_refused(
         node,
         peer=sealed.sender if sealed else "",
         envelope_hash=sealed.hash if sealed else "",
         size=len(body),
         code=code,
-        header=message.header if message else None,
+        header=message.header if message else verified,
     )
+
+
+def _verified_header(error: Exception) -> Header | None:
+    header = getattr(error, "verified_header", None)
+    return header if isinstance(header, Header) else None
 
 
 def _open_request(node: NodeContext, sealed: SealedEnvelope) -> Message:
@@ -444,7 +458,7 @@ def _accept_reply(
             envelope_hash=sealed.hash if sealed else sha256_hex(body),
             size=len(body),
             code=refusal.code,
-            header=reply.header if reply else None,
+            header=reply.header if reply else _verified_header(e),
         )
         raise refusal from e
     return Exchange(request=request, request_hash=sealed_request.hash, reply=reply, reply_hash=sealed.hash)

@@ -121,6 +121,37 @@ def _forged(fed: Federation, *, signing: bool) -> SealedEnvelope:
     )
 
 
+@pytest.mark.parametrize(
+    ("created", "expires", "code"),
+    [(3600, 3900, "future_dated"), (-7200, -3600, "expired_envelope"), (0, 86400 * 30, "expired_envelope")],
+)
+def test_a_signed_envelope_refused_for_its_times_is_logged_with_its_id_and_type(
+    fed: Federation, created: int, expires: int, code: str
+) -> None:
+    nld, now = fed.nodes["nld"], fed.clock()
+    header = Header(
+        id="9a" * 16,
+        type="ping",
+        sender="nld",
+        recipient="rou",
+        created=now + created,
+        expires=now + expires,
+        seq=1,
+    )
+    sealed = seal(
+        Message(header=header, payload=NONCE),
+        signing_key=nld.keys.signing,
+        sender_encryption_key=nld.keys.encryption,
+        recipient_encryption_key=fed.nodes["rou"].keys.encryption.public_key,
+        nonce=bytes(24),
+    )
+    body = sealed.to_bytes()
+    status, refused = _post(fed, body)
+    assert refused == code and status >= 400
+    entry = _refused_entry(fed, sealed, body, code)
+    assert (entry["message_id"], entry["message_type"]) == ("9a" * 16, "ping")  # signed: authenticated
+
+
 @pytest.mark.parametrize(("signing", "code"), [(True, "bad_signature"), (False, "decryption_failed")])
 def test_nothing_from_inside_an_unverified_envelope_is_logged(
     fed: Federation, signing: bool, code: str
