@@ -124,14 +124,19 @@ def _render_witnesses(outcomes: list[dict[str, Any]]) -> str:
 @click.pass_context
 def checkpoints_command(ctx: click.Context, limit: int, as_json: bool) -> None:
     """The newest signed checkpoints and which witnesses cosigned each."""
-    from node.services.witness import list_checkpoints
+    from node.services.witness import list_checkpoints, witnessing_status
 
     node = open_node_from_ctx(ctx)
     try:
         rows = list_checkpoints(node, limit=limit)
+        status = witnessing_status(node)
     finally:
         node.close()
-    emit({"checkpoints": rows}, as_json, lambda data: _render_checkpoints(data["checkpoints"]))
+    emit(
+        {"checkpoints": rows, "witnessing": status},
+        as_json,
+        lambda data: _render_checkpoints(data["checkpoints"]) + "\n" + _render_witnessing(data["witnessing"]),
+    )
 
 
 def _render_checkpoints(rows: list[dict[str, Any]]) -> str:
@@ -141,6 +146,22 @@ def _render_checkpoints(rows: list[dict[str, Any]]) -> str:
         [r["size"], r["root"][:16], _utc(r["created_at"]), ", ".join(r["witnesses"]) or "-"] for r in rows
     ]
     return table(body, ["size", "root", "signed (UTC)", "cosigned by"])
+
+
+def _render_witnessing(status: dict[str, Any]) -> str:
+    policy = status["policy"]
+    if policy is None:
+        return "witness policy: none in the directory (cosignatures are kept, none is required)"
+    text = (
+        f"witness policy: quorum {policy['quorum']} within {policy['max_delay'] / 3600:g} h; "
+        f"witnessed up to size {status['witnessed_size']} of {status['log_size']}"
+    )
+    if status["due"] is None:
+        return text + ", nothing pending"
+    text += f", {status['pending']} entries pending, due by {_utc(status['due'])}"
+    if status["state"] == "late":
+        text += "\nLATE: an auditor's 'audit verify' fails now; run 'palermo audit witness' and check the witnesses"
+    return text
 
 
 @audit_group.command("log")

@@ -25,7 +25,7 @@ from sqlalchemy import Table, func, select
 from node.context import NodeContext
 from node.errors import NodeError, OperatorError, PeerRefusal, RemoteRefusal, TransportError
 from node.services import exchange_log
-from node.services.directory import current_directory
+from node.services.directory import current_directory, installed_directory
 from node.services.exchange import send_request
 from node.services.handlers import handler
 from node.services.proof_tree import proof_tree
@@ -242,6 +242,43 @@ def cosigned_note(node: NodeContext, size: int, note: bytes) -> bytes:
             )
         ]
     return add_signatures(note, lines) if lines else note
+
+
+def witnessing_status(node: NodeContext) -> dict[str, Any]:
+    """Where this node's log stands against the directory's witness policy (SPEC 7.11.7).
+
+    ``witnessed_size``: the largest checkpoint cosigned by a quorum of the log's witnesses;
+    ``pending``: entries after it; ``due``: when the oldest of them must be witnessed;
+    ``state``: ``ok``, ``late`` (an auditor's verify would fail now) or ``no_policy``.
+    """
+    directory = installed_directory(node)
+    policy = directory.witness_policy if directory else None
+    witnesses = {m.node_id for m in directory.witnesses_of(node.node_id)} if directory else set()
+    with node.db.read() as session:
+        size = session.execute(select(func.count()).select_from(LogEntryRow)).scalar_one()
+        counted = (
+            select(LogCosignature.checkpoint_size)
+            .where(LogCosignature.witness.in_(witnesses))
+            .group_by(LogCosignature.checkpoint_size)
+            .having(func.count() >= (policy.quorum if policy else 1))
+        )
+        witnessed = session.execute(select(func.max(counted.subquery().c.checkpoint_size))).scalar()
+        witnessed = int(witnessed or 0)
+        oldest = session.execute(
+            select(func.min(LogEntryRow.time)).where(LogEntryRow.index >= witnessed)
+        ).scalar()
+    status: dict[str, Any] = {
+        "policy": policy.to_dict() if policy else None,
+        "log_size": int(size),
+        "witnessed_size": witnessed,
+        "pending": int(size) - witnessed,
+        "due": None,
+        "state": "no_policy",
+    }
+    if policy is not None:
+        due = None if oldest is None else int(oldest) + policy.max_delay
+        status.update(due=due, state="late" if due is not None and due < node.clock() else "ok")
+    return status
 
 
 def list_checkpoints(node: NodeContext, *, limit: int = 20) -> list[dict[str, Any]]:

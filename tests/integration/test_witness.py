@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select
 from node.errors import RemoteRefusal
 from node.services.exchange import send_request
 from node.services.exchange_log import checkpoint, recent_entries
-from node.services.witness import cosigned_note, witness_all, witness_checkpoint
+from node.services.witness import cosigned_note, witness_all, witness_checkpoint, witnessing_status
 from node.storage.models.witness import LogCosignature, WitnessedLog
 from protocol.translog import Checkpoint, log_origin, sign_checkpoint, verify_checkpoint
 from protocol.translog.cosign import verify_cosignature, witness_name
@@ -145,8 +145,12 @@ def test_cli_lists_checkpoints_with_their_witnesses_and_reports_silent_ones(fed:
     assert listed.exit_code == 0, listed.output
     newest = json.loads(listed.stdout)["checkpoints"][0]
     assert (newest["size"], newest["witnesses"]) == (signed.size, ["rou", "ukr"])
+    assert json.loads(listed.stdout)["witnessing"]["state"] == "no_policy"
     text = CliRunner().invoke(cli, ["--home", home, "audit", "checkpoints"])
     assert "rou, ukr" in text.output
+    assert text.output.splitlines()[-1] == (
+        "witness policy: none in the directory (cosignatures are kept, none is required)"
+    )
     # the CLI reaches peers over HTTP, and these test peers have no server: named, and exit 1
     _grow(fed)
     silent = CliRunner().invoke(cli, ["--home", home, "audit", "witness", "--peer", "rou", "--json"])
@@ -299,10 +303,17 @@ def test_export_has_a_quorum_cosign_first_and_the_policy_bounds_the_wait(
     assert witnessing["witnessed_size"] == result["witnesses"][0]["size"]
     assert 0 < witnessing["unwitnessed_entries"] == result["entries"] - witnessing["witnessed_size"]
 
+    status = witnessing_status(nld)
+    assert status["policy"] == {"quorum": 2, "max_delay": 3600} and status["state"] == "ok"
+    assert status["witnessed_size"] == witnessing["witnessed_size"] and status["due"] is not None
+
     fed.clock.now += 7200  # two hours on, nobody witnessed the tail: over the policy's hour
+    assert witnessing_status(nld)["state"] == "late"  # the operator sees it before an auditor does
     _, late = export(witness=False)
     assert [p.subject for p in late.problems] == ["witness"]
     assert "2.0 h later, at the export; the witness policy allows 1.0 h" in late.problems[0].message
 
     result, again = export()  # the witnesses cosign the tail: in policy again
     assert again.ok, again.problems
+    assert witnessing_status(nld)["state"] == "ok"
+    assert witnessing_status(fed.nodes["rou"])["witnessed_size"] == 0  # rou's own log: never witnessed
