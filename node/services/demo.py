@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from node.context import NodeContext, open_node
-from node.services import demo_matching, demo_query, sandbox
+from node.services import demo_keys, demo_matching, demo_query, sandbox
 
 COUNTRIES = ["NLD", "ROU", "UKR"]
 Say = Callable[[str], None]
@@ -40,6 +40,7 @@ def run_demo(
         summary["hostile"] = _hostile_envelopes(nodes, say)
         summary["matching"] = demo_matching.run(nodes, say, step=6)
         summary["query"] = demo_query.run(nodes, say, step=7)
+        summary["keys"] = demo_keys.run(nodes, workdir, say, step=8)
         summary["audit"] = _audit(nodes, workdir, say)
     finally:
         for node in nodes.values():
@@ -163,7 +164,7 @@ def _audit(nodes: dict[str, NodeContext], workdir: Path, say: Say) -> dict[str, 
     from protocol.translog.bundle import read_lines
     from protocol.translog.reconcile import reconcile
 
-    say("\n8. Each node signs a checkpoint of its exchange log, its peers witness it (cosign), and an")
+    say("\n9. Each node signs a checkpoint of its exchange log, its peers witness it (cosign), and an")
     say("   auditor checks the exported bundles offline, with public keys only:")
     result: dict[str, Any] = {"nodes": {}, "reconcile": {}}
     for node in nodes.values():

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import nacl.signing
 import requests
 
 from node.errors import OperatorError
@@ -116,6 +117,26 @@ def _create_directory(root: Path, nodes: list[tuple[str, str]], now: int) -> byt
     document = SignedDirectory(signed=directory)
     for key in gov_keys[:GOVERNANCE_THRESHOLD]:
         document = sign_directory(document, key)
+    data = document.to_bytes()
+    (root / "directory.json").write_bytes(data)
+    return data
+
+
+def publish_directory(root: Path, member: Member, *, now: int | None = None) -> bytes:
+    """The sandbox governance's next directory version, with ``member`` replacing its entry.
+
+    Signed by a threshold of the sandbox's governance keys (``DIR/governance``), written to
+    ``DIR/directory.json`` and returned; the caller installs it on the nodes.
+    """
+    from node.keys import open_key
+    from node.services.directory import DraftChanges, draft_directory
+
+    current = SignedDirectory.from_bytes((root / "directory.json").read_bytes()).signed
+    now = int(time.time()) if now is None else now
+    document = draft_directory(current, DraftChanges(expires=now + 365 * 86400, add_members=[member]))
+    for path in sorted((root / "governance").glob("gov-*.key"))[:GOVERNANCE_THRESHOLD]:
+        raw = open_key(json.loads(path.read_text(encoding="utf-8")), purpose="governance", passphrase=None)
+        document = sign_directory(document, nacl.signing.SigningKey(raw))
     data = document.to_bytes()
     (root / "directory.json").write_bytes(data)
     return data

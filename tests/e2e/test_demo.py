@@ -41,6 +41,7 @@ def test_demo_runs_everything_and_cleans_up() -> None:
     assert query["answered"] == ["NLD", "ROU", "UKR"]
     assert query["inside_ci95"] >= query["cells"] // 2  # 95 % intervals hold most true totals
     assert query["cached_again"] == 3  # asked again: every country answered from its release cache
+    assert summary["keys"] == {"switched": True, "pings_ok": True, "rou_logged": 1}  # nld's keys rotated live
     audit = summary["audit"]
     for node in audit["nodes"].values():
         assert node["ok"] and node["bundle_ok"] and node["budget_ok"]
