@@ -49,10 +49,15 @@ class ConfigurationError(OperatorError):
 
 
 class PeerRefusal(NodeError):
-    """A peer sent something this node refuses (bad envelope, unknown sender, replay, ...)."""
+    """A peer sent something this node refuses (bad envelope, unknown sender, replay, ...).
+
+    ``receipt``: the signed refusal receipt (protocol/refusal.py) returned in the error body, for
+    an envelope addressed to this node.
+    """
 
     code = "refused"
     http_status = 400
+    receipt: dict[str, object] | None = None
 
 
 class TransportError(NodeError):

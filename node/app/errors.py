@@ -1,4 +1,7 @@
-"""One error handler: every error is JSON ``{"error": code, "message": text}`` without internals."""
+"""One error handler: every error is JSON ``{"error": code, "message": text}`` without internals.
+
+A refused envelope's error also carries the node's signed refusal receipt (``receipt``).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from node.errors import NodeError
+from node.errors import NodeError, PeerRefusal
 from protocol.errors import ProtocolError
 
 log = logging.getLogger("palermo.http")
@@ -23,6 +26,10 @@ def error_response(code: str, message: str, status: int) -> Any:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(NodeError)
     def _node_error(e: NodeError) -> Any:
+        if isinstance(e, PeerRefusal) and e.receipt is not None:  # signed: the peer can prove it
+            response = jsonify({"error": e.code, "message": e.message, "receipt": e.receipt})
+            response.status_code = e.http_status
+            return response
         return error_response(e.code, e.message, e.http_status)
 
     @app.errorhandler(ProtocolError)

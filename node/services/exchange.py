@@ -25,7 +25,7 @@ from node.services import exchange_log
 from node.services.channels import accept_incoming, next_outgoing_seq
 from node.services.directory import current_directory
 from node.services.handlers import handle_request
-from protocol.canonical import parse_json, sha256_hex
+from protocol.canonical import b64encode, parse_json, sha256_hex
 from protocol.directory import Member
 from protocol.envelope import (
     Header,
@@ -37,8 +37,9 @@ from protocol.envelope import (
     open_envelope,
     seal,
 )
-from protocol.errors import ProtocolError
+from protocol.errors import ProtocolError, VerificationError
 from protocol.messages import check_payload, message_type
+from protocol.refusal import RefusalReceipt, sign_refusal, verify_refusal
 
 log = logging.getLogger("palermo.exchange")
 SEQUENCE_RETRIES = (
@@ -153,7 +154,7 @@ def receive(node: NodeContext, body: bytes) -> bytes:
     except (NodeError, ProtocolError) as e:
         refusal = _refusal(e)
         _log_refused_request(node, body, sealed, message, refusal.code)
-        raise refusal from e
+        raise _with_receipt(node, refusal, sealed) from e
     except Exception:  # the peer gets a 500 internal_error (node/app/errors.py): log that too
         _log_refused_request(node, body, sealed, message, "internal_error")
         raise
@@ -177,8 +178,18 @@ def _checked_request(node: NodeContext, body: bytes) -> tuple[SealedEnvelope, Me
         if refusal.code == "malformed":
             refusal = PeerRefusal(refusal.message, code="malformed_envelope", http_status=400)
         _log_refused_request(node, body, sealed, message, refusal.code, verified=_verified_header(e))
-        raise refusal from e
+        raise _with_receipt(node, refusal, sealed) from e
     return sealed, message
+
+
+def _with_receipt(node: NodeContext, refusal: PeerRefusal, sealed: SealedEnvelope | None) -> PeerRefusal:
+    """Sign a refusal receipt for an envelope addressed to this node (SPEC 5.7); others get none."""
+    if sealed is not None and sealed.recipient == node.node_id:
+        receipt = sign_refusal(
+            node.node_id, sealed.hash, refusal.code, node.clock(), signing_key=node.keys.signing
+        )
+        refusal.receipt = receipt.to_dict()
+    return refusal
 
 
 def _log_refused_request(
@@ -281,11 +292,12 @@ def _log_out(
     outcome: str,
     code: str = "",
     reply_to: str = "",
+    receipt: dict[str, Any] | None = None,
 ) -> None:
-    """Log an envelope sent; a reply names the envelope hash of the request it answers (its receipt)."""
-    _log_envelope(
-        session, node, sealed, header, direction="out", outcome=outcome, code=code, reply_to=reply_to
-    )
+    """Log an envelope sent; a reply names the envelope hash of the request it answers (its receipt),
+    a refused one the peer's signed refusal receipt when it sent one."""
+    detail = {**({"reply_to": reply_to} if reply_to else {}), **(receipt or {})}
+    _log_envelope(session, node, sealed, header, direction="out", outcome=outcome, code=code, detail=detail)
 
 
 def _log_envelope(
@@ -298,6 +310,7 @@ def _log_envelope(
     outcome: str,
     code: str = "",
     reply_to: str = "",
+    detail: dict[str, Any] | None = None,
 ) -> None:
     exchange_log.append(
         session,
@@ -311,7 +324,7 @@ def _log_envelope(
         size=len(sealed.box),
         outcome=outcome,
         code=code,
-        detail={"reply_to": reply_to} if reply_to else None,
+        detail=detail or ({"reply_to": reply_to} if reply_to else None),
     )
 
 
@@ -420,10 +433,31 @@ def post_prepared(node: NodeContext, prepared: PreparedRequest, *, timeout: floa
         raise
     if response.status != 200:
         code, text = _remote_error(response.body)
+        receipt = _remote_receipt(response.body, peer, sealed, code)
         with node.db.transaction() as session:
-            _log_out(session, node, sealed, header, outcome="refused_by_peer", code=code)
+            _log_out(session, node, sealed, header, outcome="refused_by_peer", code=code, receipt=receipt)
         raise RemoteRefusal(f"{peer_id} refused the {type_name}: {text}", code=code)
     return _accept_reply(node, message, sealed, response.body, peer)
+
+
+def _remote_receipt(body: bytes, peer: Member, sealed: SealedEnvelope, code: str) -> dict[str, Any] | None:
+    """The log detail of the peer's signed refusal receipt, if the error carries one that verifies."""
+    try:
+        obj = parse_json(body[:4096], what="error")
+        if not isinstance(obj, dict) or "receipt" not in obj:
+            return None
+        receipt = RefusalReceipt.from_dict(obj["receipt"])
+        verify_refusal(receipt, public_key=peer.signing_key, node=peer.node_id, envelope_hash=sealed.hash)
+        if receipt.code != code:
+            raise VerificationError("the receipt names another code", code="receipt_mismatch")
+    except ProtocolError as e:
+        log.warning("a peer's refusal receipt is not valid", extra={"peer": peer.node_id, "code": e.code})
+        return None
+    return {
+        "receipt_time": receipt.time,
+        "receipt_signature": b64encode(receipt.signature),
+        "receipt_key": sha256_hex(peer.signing_key),
+    }
 
 
 def _remote_error(body: bytes) -> tuple[str, str]:

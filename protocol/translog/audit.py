@@ -26,6 +26,7 @@ from typing import Any
 from protocol.directory import Directory, SignedDirectory, tally_signatures
 from protocol.errors import MalformedError, VerificationError
 from protocol.translog.audit_common import MAX_PROBLEMS, Observer, problem_dicts
+from protocol.translog.audit_receipts import ReceiptCheck
 from protocol.translog.audit_witness import WitnessQuorum, check_cosignatures, directory_witnesses
 from protocol.translog.bundle import (
     BundleError,
@@ -67,6 +68,7 @@ class AuditReport:
     problem_count: int
     cosigned: Mapping[int, list[str]] = field(default_factory=dict)  # checkpoint size -> witnesses
     witnessing: Mapping[str, Any] = field(default_factory=dict)  # WitnessQuorum.to_dict()
+    receipts: Mapping[str, int] = field(default_factory=dict)  # ReceiptCheck.to_dict()
 
     @property
     def ok(self) -> bool:
@@ -111,6 +113,7 @@ class AuditReport:
             "last_checkpoint_size": self.last_checkpoint_size,
             "cosigned": {str(size): names for size, names in self.cosigned.items()},
             "witnessing": dict(self.witnessing),
+            "refusal_receipts": dict(self.receipts),
             "problem_count": self.problem_count,
             "problems": problem_dicts(self.problems),
         }
@@ -145,6 +148,7 @@ def _verify(
     last_size: int | None = None
     witnesses = directory_witnesses(header.directory, header.node_id)
     quorum = WitnessQuorum.of(header.directory, header.exported_at)
+    receipts = ReceiptCheck.of(header.directory)
     cosigned: dict[int, list[str]] = {}
 
     def on_checkpoint(size: int, note: bytes) -> None:
@@ -153,6 +157,7 @@ def _verify(
 
     def on_entry(record: EntryLine) -> None:
         quorum.entry(record.index, record.fields.get("time"))
+        receipts.entry(record, verifier.add_problem)
         if observe is not None:
             observe(record)
 
@@ -167,7 +172,7 @@ def _verify(
         verifier.add_problem("bundle", layout.last_line, message)
     counts = (layout.entries, layout.checkpoints, last_size)
     problems = (tuple(verifier.problems), verifier.problem_count)
-    return AuditReport(header, facts, *counts, *problems, cosigned, quorum.to_dict())
+    return AuditReport(header, facts, *counts, *problems, cosigned, quorum.to_dict(), receipts.to_dict())
 
 
 def _check_line(

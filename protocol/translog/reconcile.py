@@ -40,6 +40,7 @@ class Envelope:
     envelope_hash: str
     code: str
     reply_to: str
+    receipt: bool = False  # the other node's signed refusal receipt is on this entry (SPEC 5.7)
 
     def describe(self) -> str:
         return f"{self.message_type or 'envelope'} {self.message_id or '(no message id)'} (envelope {self.envelope_hash})"
@@ -63,7 +64,8 @@ class EnvelopeIndex:
         direction, hash_, message_id = (
             str(fields.get(k) or "") for k in ("direction", "envelope_hash", "message_id")
         )
-        reply_to = detail_of(record).get("reply_to") if fields.get("detail") not in ("{}", {}) else ""
+        detail = detail_of(record) if fields.get("detail") not in ("{}", {}) else {}
+        reply_to = detail.get("reply_to", "")
         if direction not in ("in", "out") or not hash_:
             return
         outcome, type_, code = (str(fields.get(k) or "") for k in ("outcome", "message_type", "code"))
@@ -79,6 +81,7 @@ class EnvelopeIndex:
             hash_,
             name(code, code),
             reply_to if isinstance(reply_to, str) else "",
+            bool(detail.get("receipt_signature")),
         )
         self.by_hash[direction].setdefault(hash_, []).append(env)
         if message_id:
@@ -158,6 +161,9 @@ def _missing(
         )
     elif sent.reply_to:
         message = f"{what} in reply to {sent.reply_to}: missing receipt, {y} has no entry for it"
+        found.mismatches.add("exchange", sent.index, message)
+    elif any(r.receipt for r in xs.get("out", sent.envelope_hash)):
+        message = f"{what}: {y} signed a refusal receipt for it, but {y}'s log has no entry for it"
         found.mismatches.add("exchange", sent.index, message)
     else:
         found.mismatches.add("exchange", sent.index, f"{what}: {y} has no entry for it")

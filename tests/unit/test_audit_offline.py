@@ -7,6 +7,7 @@ driven with small synthetic logs so that each finding is produced on purpose.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +30,7 @@ from protocol.directory import (
     WitnessPolicy,
     sign_directory,
 )
+from protocol.refusal import sign_refusal
 from protocol.translog import ZERO_HASH, Checkpoint, CompactRange, LogEntry, log_origin, sign_checkpoint
 from protocol.translog.audit import verify_bundle
 from protocol.translog.budget_audit import budget_audit
@@ -711,3 +713,55 @@ def test_budget_of_a_broken_log_is_not_ok() -> None:
     report = budget_audit(lines)
     assert not report.ok and report.budget_problems == ()
     assert [p.message for p in report.problems] == ["entry 0: contents changed (leaf hash differs)"]
+
+
+# --- refusal receipts ------------------------------------------------------------------------------
+
+
+def refused_by_rou(n: int, **receipt: Any) -> dict[str, Any]:
+    """nld-a's entry for an envelope rou-b refused, with rou-b's signed receipt (changed by ``receipt``)."""
+    envelope_hash = f"{n:064x}"
+    signed = sign_refusal("rou-b", envelope_hash, "invalid_query", T0 + n, signing_key=signing_key("rou-b"))
+    detail = {
+        "receipt_time": signed.time,
+        "receipt_signature": b64encode(signed.signature),
+        "receipt_key": hashlib.sha256(bytes(signing_key("rou-b").verify_key)).hexdigest(),
+        **receipt,
+    }
+    return {**ping("out", "refused_by_peer", n, peer="rou-b", code="invalid_query"), "detail": detail}
+
+
+def test_refusal_receipts_are_checked_against_the_directory() -> None:
+    report = verify_bundle(bundle("nld-a", [refused_by_rou(1), refused_by_rou(2, receipt_key="ab" * 32)]))
+    assert report.ok, report.problems
+    assert report.receipts == {"verified": 1, "unchecked": 1}  # the second names a key rou-b no longer has
+    assert report.to_dict()["refusal_receipts"] == {"verified": 1, "unchecked": 1}
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"receipt_time": T0 + 99}, "signature does not verify"),
+        ({"receipt_signature": b64encode(bytes(64))}, "signature does not verify"),
+        ({"receipt_time": "soon"}, "receipt.time"),
+    ],
+)
+def test_a_receipt_the_peer_did_not_sign_is_named(change: dict[str, Any], why: str) -> None:
+    report = verify_bundle(bundle("nld-a", [refused_by_rou(1, **change)]))
+    assert [(p.subject, p.position) for p in report.problems] == [("entry", 0)]
+    assert report.problems[0].message.startswith("entry 0: the refusal receipt of rou-b does not verify")
+    assert why in report.problems[0].message
+
+
+def test_reconcile_names_a_peer_whose_log_omits_a_refusal_it_signed() -> None:
+    sent = ping("out", "sent", 1, peer="rou-b", type_="query.request")
+    a = bundle("nld-a", [sent, refused_by_rou(1)])
+    honest = bundle(
+        "rou-b", [ping("in", "refused", 1, peer="nld-a", code="invalid_query", type_="query.request")]
+    )
+    assert reconcile(a, honest).ok
+    report = reconcile(a, bundle("rou-b", []))
+    assert [p.message for p in report.mismatches] == [
+        f"nld-a entry 0: query.request {1:032x} (envelope {1:064x}) sent to rou-b: rou-b signed a refusal "
+        "receipt for it, but rou-b's log has no entry for it"
+    ]
