@@ -106,7 +106,8 @@ def _log_accepted(
     session: Session, *, node: NodeContext, sealed: SealedEnvelope, header: Header, reply_to: str = ""
 ) -> None:
     """Log an envelope received as accepted (``header`` is the verified one)."""
-    _log_envelope(session, node, sealed, header, direction="in", outcome="accepted", reply_to=reply_to)
+    detail = {"reply_to": reply_to} if reply_to else None
+    _log_envelope(session, node, sealed, header, direction="in", outcome="accepted", detail=detail)
 
 
 def _refusal(error: NodeError | ProtocolError) -> PeerRefusal:
@@ -309,7 +310,6 @@ def _log_envelope(
     direction: str,
     outcome: str,
     code: str = "",
-    reply_to: str = "",
     detail: dict[str, Any] | None = None,
 ) -> None:
     exchange_log.append(
@@ -324,7 +324,7 @@ def _log_envelope(
         size=len(sealed.box),
         outcome=outcome,
         code=code,
-        detail=detail or ({"reply_to": reply_to} if reply_to else None),
+        detail=detail or None,
     )
 
 

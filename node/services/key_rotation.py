@@ -113,10 +113,24 @@ def stage(node: NodeContext, *, passphrase: str | None) -> dict[str, Any]:
 
 
 def discard(node: NodeContext) -> bool:
-    """Remove the staged keys (nothing moved into place yet); True if there were any."""
+    """Remove the staged keys; True if there were any.
+
+    Raises KeyRotationError ``key_rotation_in_progress`` when the directory in force already lists
+    one of them: the node is switching to it and removing it would lose a key its peers use.
+    """
+    from node.services.directory import installed_directory
+
+    directory = installed_directory(node)  # first: reading it may finish a switch under way
     folder = next_dir(node)
     if not folder.exists():
         return False
+    own = directory.member(node.node_id) if directory else None
+    listed = {own.signing_key, own.encryption_key} if own else set()
+    if listed & set(staged_public(node.settings.keys_dir, node.passphrase).values()):
+        raise KeyRotationError(
+            "the directory in force lists these staged keys: the node is switching to them, not discarding",
+            code="key_rotation_in_progress",
+        )
     shutil.rmtree(folder)
     with node.db.transaction() as session:
         exchange_log.append(

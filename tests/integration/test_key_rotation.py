@@ -118,6 +118,20 @@ def test_a_rotation_cut_halfway_by_a_crash_completes(fed: Federation) -> None:
     assert _ping(fed, "rou", "nld") == "pong"
 
 
+def test_staged_keys_the_directory_lists_cannot_be_discarded(
+    fed: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nld = fed.nodes["nld"]
+    public = key_rotation.stage(nld, passphrase=None)
+    monkeypatch.setattr(key_rotation, "activate", lambda *a, **k: False)  # a process that cannot switch
+    listed = replace(member_of(nld), signing_key=public["signing"], encryption_key=public["encryption"])
+    _install_everywhere(fed, _directory_listing(fed, 2, listed))
+    with pytest.raises(key_rotation.KeyRotationError) as refused:
+        key_rotation.discard(nld)
+    assert refused.value.code == "key_rotation_in_progress"
+    assert (nld.settings.keys_dir / "next" / "signing.key").exists()  # nothing lost
+
+
 def test_a_directory_listing_keys_the_node_does_not_hold_changes_nothing(fed: Federation) -> None:
     nld = fed.nodes["nld"]
     before = bytes(nld.keys.signing.verify_key)
