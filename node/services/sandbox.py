@@ -83,10 +83,10 @@ def _create_directory(root: Path, nodes: list[tuple[str, str]], now: int) -> byt
     gov_keys = []
     for i in range(1, GOVERNANCE_KEYS + 1):
         key = NodeKeys.generate().signing
-        write_private_file(
-            gov_dir / f"gov-{i}.key",
-            json.dumps(seal_key(bytes(key), purpose="governance", passphrase=None)).encode(),
-        )
+        public = GovernanceKey(public=bytes(key.verify_key))
+        doc = seal_key(bytes(key), purpose="governance", passphrase=None)
+        doc.update(public=public.to_dict()["public"], keyid=public.keyid)  # as 'keys governance-new' writes
+        write_private_file(gov_dir / f"gov-{i}.key", json.dumps(doc).encode())
         gov_keys.append(key)
     members = []
     for node_id, _country in nodes:

@@ -98,6 +98,33 @@ def test_audit_verify_passes_on_every_node(sandbox: dict[str, Any]) -> None:
         assert out["ok"] is True and out["entries"] > 0
 
 
+def test_an_operator_rotates_keys_with_the_sandbox_governance(
+    sandbox: dict[str, Any], tmp_path: Path
+) -> None:
+    """The whole flow of docs/federation.md with the commands alone, against running servers."""
+    root, homes = Path(sandbox["root"]), {n["id"]: n["home"] for n in sandbox["nodes"]}
+    descriptor, draft = tmp_path / "nld.member.json", tmp_path / "v2.json"
+    staged = json.loads(
+        palermo("keys", "rotate", "--out", str(descriptor), "--json", home=homes["nld"]).stdout
+    )
+    palermo("directory", "create", "--from", str(root / "directory.json"), "--member", str(descriptor),
+            "--expires-days", "90", "--out", str(draft))  # fmt: skip
+    for key in sorted((root / "governance").glob("gov-*.key"))[:2]:
+        palermo("directory", "sign", str(draft), "--key", str(key))
+    for home in homes.values():
+        palermo("directory", "install", str(draft), home=home)
+    time.sleep(1.5)  # the running servers read the new directory within a second
+    for node_id in ("nld", "rou"):
+        out = json.loads(palermo("peers", "ping", "--json", home=homes[node_id]).stdout)
+        assert all(r["ok"] for r in out["results"]), out
+    shown = json.loads(palermo("keys", "show", "--json", home=homes["nld"]).stdout)
+    assert shown["keys"]["signing_key"] == staged["staged"]["signing_key"] and shown["staged"] == {}
+    entries = json.loads(palermo("audit", "log", "--limit", "50", "--json", home=homes["rou"]).stdout)[
+        "entries"
+    ]
+    assert [(e["peer"], e["outcome"]) for e in entries if e["kind"] == "key_rotation"] == [("nld", "rotated")]
+
+
 def test_sandbox_down_stops_every_process(tmp_path: Path) -> None:
     root = tmp_path / "fed"
     info = json.loads(palermo("sandbox", "up", "--dir", str(root), "--nodes", "NLD,ROU").stdout)
