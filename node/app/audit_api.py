@@ -10,11 +10,15 @@ from node.app import current_node
 from node.app.rest_api import require_role, rest_api
 from node.errors import OperatorError
 
+MAX_SIZE = 2**53 - 1  # a log index or size (protocol/SPEC.md 7.1)
+
 
 def _int_arg(name: str) -> int:
     value = request.args.get(name, type=int)
-    if value is None or value < 0:
-        raise OperatorError(f"{name}: expected a whole number (query parameter)", code="invalid_request")
+    if value is None or not 0 <= value <= MAX_SIZE:
+        raise OperatorError(
+            f"{name}: expected a whole number from 0 to 2**53-1 (query parameter)", code="invalid_request"
+        )
     return value
 
 

@@ -21,7 +21,7 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
-@click.argument("bundle", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("bundle", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--governance-key", "governance_keys", multiple=True, metavar="KEYID",
               help="With BUNDLE: a governance key id you trust (repeat).")  # fmt: skip
 @json_option

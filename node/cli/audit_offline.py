@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from node.cli.common import emit, json_option, open_node_from_ctx, table
+from node.errors import OperatorError
 
 MAX_SHOWN = 50
 KEYID_RE = re.compile(r"[0-9a-f]{64}")
@@ -35,7 +36,11 @@ def bundle_lines(path: Path) -> Iterator[Iterator[bytes]]:
     """The lines of the bundle file at ``path``, read and decompressed as they are consumed."""
     from protocol.translog.bundle import CHUNK_BYTES, read_lines
 
-    with path.open("rb") as f:
+    try:
+        f = path.open("rb")
+    except OSError as e:
+        raise OperatorError(f"cannot read {path}: {e.strerror}", code="bundle_unreadable") from e
+    with f:
         yield read_lines(iter(lambda: f.read(CHUNK_BYTES), b""))
 
 

@@ -585,6 +585,10 @@ def test_cli_export_and_verify(fed: Federation, tmp_path: Path, cli: click.Group
     elsewhere = tmp_path / "auditor"
     elsewhere.mkdir()
     env = {"PALERMO_HOME": str(elsewhere)}  # no node there: the offline commands need none
+    from node.cli import cli as palermo
+
+    missing = runner.invoke(palermo, ["audit", "verify", str(tmp_path / "missing.bundle")], env=env)
+    assert missing.exit_code == 2 and "does not exist" in missing.output  # a usage error, no traceback
     result = runner.invoke(cli, ["audit", "verify-bundle", str(out)], env=env)
     assert result.exit_code == 0, result.output
     first, origin, directory, *keys_and_hint = result.output.splitlines()

@@ -193,8 +193,9 @@ def test_auditors_get_checkpoints_and_proofs_that_verify(fed: Federation) -> Non
     )
     missing = client.get(f"/api/v1/audit/proofs/inclusion?index=0&size={second.size + 1}", headers=auth)
     assert (missing.status_code, missing.get_json()["error"]) == (404, "unknown_checkpoint")
-    bad = client.get("/api/v1/audit/proofs/consistency?old=x&new=2", headers=auth)
-    assert bad.status_code == 400
+    for query in ("consistency?old=x&new=2", "inclusion?index=-1&size=2", f"inclusion?index=0&size={2**64}"):
+        bad = client.get(f"/api/v1/audit/proofs/{query}", headers=auth)
+        assert (bad.status_code, bad.get_json()["error"]) == (400, "invalid_request"), query
     _, analyst = add_user(nld, "analyst-1", "analyst")
     assert (
         client.get("/api/v1/audit/checkpoints", headers={"Authorization": f"Bearer {analyst}"}).status_code
