@@ -44,6 +44,10 @@ class NodeKeys:
             log=nacl.signing.SigningKey.generate(),
         )
 
+    def identity(self) -> dict[str, bytes]:
+        """The raw public keys that rotate (``signing``, ``encryption``), to compare with a directory entry."""
+        return {"signing": bytes(self.signing.verify_key), "encryption": bytes(self.encryption.public_key)}
+
     def public(self) -> dict[str, str]:
         """Base64 public keys, as a directory member descriptor lists them."""
         return {

@@ -12,23 +12,26 @@ the refusal is caught by reconcile.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import nacl.exceptions
 import nacl.signing
 
-from protocol.canonical import b64decode, b64encode, canonical_json, expect_type, require_fields
-from protocol.envelope import check_node_id
+from protocol.canonical import (
+    MAX_SAFE_INTEGER,
+    b64decode,
+    b64encode,
+    canonical_json,
+    expect_type,
+    require_fields,
+)
+from protocol.envelope import HASH_RE, TYPE_RE, check_node_id
 from protocol.errors import MalformedError, VerificationError
 
 CONTEXT = b"palermo/refusal/v1\n"
 SIGNATURE_SIZE = 64
 _FIELDS = {"node", "envelope_hash", "code", "time", "signature"}
-_HASH_RE = re.compile(r"[0-9a-f]{64}")
-_CODE_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
-_MAX_TIME = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -43,12 +46,12 @@ class RefusalReceipt:
 
     def __post_init__(self) -> None:
         check_node_id(self.node, what="receipt.node")
-        if not isinstance(self.envelope_hash, str) or not _HASH_RE.fullmatch(self.envelope_hash):
+        if not isinstance(self.envelope_hash, str) or not HASH_RE.match(self.envelope_hash):
             raise MalformedError("receipt.envelope_hash: expected 64 lowercase hex digits")
-        if not isinstance(self.code, str) or not _CODE_RE.fullmatch(self.code):
+        if not isinstance(self.code, str) or not TYPE_RE.match(self.code):  # codes are names, as types
             raise MalformedError("receipt.code: expected an error code name")
         expect_type(self.time, int, what="receipt.time")
-        if not 0 <= self.time <= _MAX_TIME:
+        if not 0 <= self.time <= MAX_SAFE_INTEGER:
             raise MalformedError("receipt.time: expected unix seconds from 0 to 2**53-1")
 
     def signing_bytes(self) -> bytes:

@@ -17,8 +17,8 @@ from protocol.errors import ProtocolError
 log = logging.getLogger("palermo.http")
 
 
-def error_response(code: str, message: str, status: int) -> Any:
-    response = jsonify({"error": code, "message": message})
+def error_response(code: str, message: str, status: int, **extra: Any) -> Any:
+    response = jsonify({"error": code, "message": message, **extra})
     response.status_code = status
     return response
 
@@ -27,9 +27,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(NodeError)
     def _node_error(e: NodeError) -> Any:
         if isinstance(e, PeerRefusal) and e.receipt is not None:  # signed: the peer can prove it
-            response = jsonify({"error": e.code, "message": e.message, "receipt": e.receipt})
-            response.status_code = e.http_status
-            return response
+            return error_response(e.code, e.message, e.http_status, receipt=e.receipt)
         return error_response(e.code, e.message, e.http_status)
 
     @app.errorhandler(ProtocolError)

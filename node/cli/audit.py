@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from node.cli.audit_offline import _keyid, verify_bundle_command
+from node.cli.audit_offline import _keyid, utc, verify_bundle_command
 from node.cli.audit_offline import register as register_offline_commands
 from node.cli.common import emit, json_option, open_node_from_ctx, table
 
@@ -183,10 +182,7 @@ def log_command(ctx: click.Context, limit: int, as_json: bool) -> None:
 
 
 def _utc(seconds: Any) -> str:
-    try:
-        return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
-    except (TypeError, ValueError, OverflowError, OSError):
-        return str(seconds)
+    return utc(seconds, suffix="")
 
 
 def _render_entries(entries: list[dict[str, Any]]) -> str:

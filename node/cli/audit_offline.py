@@ -44,12 +44,15 @@ def bundle_lines(path: Path) -> Iterator[Iterator[bytes]]:
         yield read_lines(iter(lambda: f.read(CHUNK_BYTES), b""))
 
 
-def _utc(seconds: int | None) -> str:
+def utc(seconds: Any, suffix: str = " UTC") -> str:
+    """Unix seconds as ``YYYY-MM-DD HH:MM:SS`` UTC for a person; "unknown" for None."""
     if seconds is None:
         return "unknown"
     try:
-        return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    except (ValueError, OverflowError, OSError):
+        return (
+            datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).strftime("%Y-%m-%d %H:%M:%S") + suffix
+        )
+    except (TypeError, ValueError, OverflowError, OSError):
         return str(seconds)
 
 
@@ -150,10 +153,10 @@ def render_verify(report: Any, *, trusted: bool = False) -> list[str]:
     lines = [report.summary()]
     header, facts = report.header, report.directory
     if header is not None:
-        lines.append(f"  origin {header.origin}, exported {_utc(header.exported_at)}")
+        lines.append(f"  origin {header.origin}, exported {utc(header.exported_at)}")
     if facts is not None:
         lines.append(
-            f"  directory: federation {facts.federation}, version {facts.version}, expires {_utc(facts.expires)}; "
+            f"  directory: federation {facts.federation}, version {facts.version}, expires {utc(facts.expires)}; "
             f"governance keys (threshold {facts.threshold}):"
         )
         lines += [f"    {k}{'  (signed)' if k in facts.signed_by else ''}" for k in facts.governance_keys]

@@ -131,16 +131,13 @@ def _directory_in_force(conn: Connection) -> dict[str, Any] | None:
 
 def _notes(conn: Connection) -> Iterator[str]:
     """Every checkpoint note in size order, with the cosignatures witnesses returned for it."""
-    from node.storage.models.witness import LogCosignature
+    from node.services.witness import cosignature_lines
     from protocol.translog.cosign import add_signatures
 
-    lines: dict[int, list[bytes]] = {}
-    cosigned = select(LogCosignature.checkpoint_size, LogCosignature.line).order_by(LogCosignature.witness)
-    for size, line in conn.execute(cosigned):
-        lines.setdefault(int(size), []).append(line.encode("utf-8"))
+    lines = cosignature_lines(conn)
     query = select(_checkpoints.c.size, _checkpoints.c.note).order_by(_checkpoints.c.size)
     for row in conn.execute(query.execution_options(yield_per=1000)):
-        extra = lines.get(int(row.size))
+        extra = [line for _, line in lines.get(int(row.size), [])]
         yield add_signatures(row.note.encode("utf-8"), extra).decode("utf-8") if extra else row.note
 
 

@@ -157,20 +157,17 @@ def follow_own_keys(node: NodeContext, directory: Directory) -> None:
     """
     from node.services import key_rotation
 
-    def listed(own: Member) -> bool:
-        keys = node.keys
-        return own.signing_key == bytes(keys.signing.verify_key) and own.encryption_key == bytes(
-            keys.encryption.public_key
-        )
-
     own = directory.member(node.node_id)
-    if own is None or listed(own) or node.cache.get("keys_unreachable") == directory.digest:
+    if own is None or node.cache.get("keys_unreachable") == directory.digest:
+        return
+    wanted = key_rotation.listed_keys(own)
+    if node.keys.identity() == wanted:
         return
     try:
         key_rotation.activate(node, own, passphrase=node.passphrase)
     except (OSError, ValueError, ConfigurationError) as e:
         log.warning("cannot switch to the keys the directory lists", extra={"error": type(e).__name__})
-    if not listed(own):
+    if node.keys.identity() != wanted:
         node.cache["keys_unreachable"] = directory.digest
 
 

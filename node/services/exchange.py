@@ -432,21 +432,32 @@ def post_prepared(node: NodeContext, prepared: PreparedRequest, *, timeout: floa
             _log_out(session, node, sealed, header, outcome="failed", code=e.code)
         raise
     if response.status != 200:
-        code, text = _remote_error(response.body)
-        receipt = _remote_receipt(response.body, peer, sealed, code)
+        error = _error_object(response.body)
+        code, text = _remote_error(error)
+        receipt = _remote_receipt(error, peer, sealed, code)
         with node.db.transaction() as session:
             _log_out(session, node, sealed, header, outcome="refused_by_peer", code=code, receipt=receipt)
         raise RemoteRefusal(f"{peer_id} refused the {type_name}: {text}", code=code)
     return _accept_reply(node, message, sealed, response.body, peer)
 
 
-def _remote_receipt(body: bytes, peer: Member, sealed: SealedEnvelope, code: str) -> dict[str, Any] | None:
-    """The log detail of the peer's signed refusal receipt, if the error carries one that verifies."""
+def _error_object(body: bytes) -> dict[str, Any]:
+    """A peer's error body as an object ({} when it is not one)."""
     try:
         obj = parse_json(body[:4096], what="error")
-        if not isinstance(obj, dict) or "receipt" not in obj:
-            return None
-        receipt = RefusalReceipt.from_dict(obj["receipt"])
+    except ProtocolError:
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _remote_receipt(
+    error: dict[str, Any], peer: Member, sealed: SealedEnvelope, code: str
+) -> dict[str, Any] | None:
+    """The log detail of the peer's signed refusal receipt, if the error carries one that verifies."""
+    if "receipt" not in error:
+        return None
+    try:
+        receipt = RefusalReceipt.from_dict(error["receipt"])
         verify_refusal(receipt, public_key=peer.signing_key, node=peer.node_id, envelope_hash=sealed.hash)
         if receipt.code != code:
             raise VerificationError("the receipt names another code", code="receipt_mismatch")
@@ -460,14 +471,10 @@ def _remote_receipt(body: bytes, peer: Member, sealed: SealedEnvelope, code: str
     }
 
 
-def _remote_error(body: bytes) -> tuple[str, str]:
-    try:
-        obj = parse_json(body[:4096], what="error")
-        code, text = obj.get("error"), obj.get("message")
-        if isinstance(code, str) and isinstance(text, str) and len(code) < 64:
-            return code, text[:300]
-    except (ProtocolError, AttributeError):
-        pass
+def _remote_error(error: dict[str, Any]) -> tuple[str, str]:
+    code, text = error.get("error"), error.get("message")
+    if isinstance(code, str) and isinstance(text, str) and len(code) < 64:
+        return code, text[:300]
     return "peer_error", "the peer answered with an error that is not a Palermo error"
 
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from node.context import NodeContext
 from node.errors import PeerRefusal
-from node.storage.db import Database
 from protocol.envelope import Message
 
 Handler = Callable[[NodeContext, Message], tuple[str, dict[str, Any]]]
@@ -46,34 +43,6 @@ class Handled:
     logged: bool
 
 
-class _LoggedWithFirstCommit(Database):
-    """The node's database as one handler call sees it: the first transaction the handler's thread
-    commits also appends the request's log entry, just before committing.
-
-    A handler that changes something therefore never commits it without that entry (a crash
-    cannot leave an acted-on request unlogged), and one that refuses before committing anything
-    leaves the entry to its caller, which then logs the refusal alone. Other threads' transactions
-    are left as they are: one writer of the entry, and no lock held across a commit.
-    """
-
-    def __init__(self, db: Database, log_request: Callable[[Session], None]) -> None:
-        vars(self).update(vars(db))  # the same engine and session factories, not a second pool
-        self._log_request = log_request
-        self._thread = threading.get_ident()
-        self.logged = False
-
-    @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        carries = False
-        with super().transaction() as session:
-            yield session
-            carries = not self.logged and threading.get_ident() == self._thread
-            if carries:
-                self._log_request(session)
-        if carries:  # committed: only now is the entry in the log
-            self.logged = True
-
-
 def handle_request(node: NodeContext, message: Message, *, log_request: Callable[[Session], None]) -> Handled:
     """Run the handler for an accepted request; returns its reply and whether ``log_request`` ran.
 
@@ -87,9 +56,12 @@ def handle_request(node: NodeContext, message: Message, *, log_request: Callable
         raise PeerRefusal(
             "this node does not handle that message type", code="unknown_message_type", http_status=422
         )
-    db = _LoggedWithFirstCommit(node.db, log_request)
-    reply_type, payload = fn(replace(node, db=db), message)
-    return Handled(reply_type, payload, db.logged)
+    # The first transaction the handler's thread commits also appends the request's entry: work it
+    # changes is never committed without that entry, and a refusal before any commit leaves the
+    # entry to the caller, which then logs the refusal alone. No lock is held across a commit.
+    with node.db.before_first_commit(log_request) as first:
+        reply_type, payload = fn(node, message)
+    return Handled(reply_type, payload, first.done)
 
 
 @handler("ping")

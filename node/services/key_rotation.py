@@ -146,11 +146,8 @@ def activate(node: NodeContext, listed: Member, *, passphrase: str | None) -> bo
     A directory that lists keys this node has neither in use nor staged changes nothing here; it
     is logged as a warning (exchange fails until governance lists the right keys).
     """
-    wanted = {"signing": listed.signing_key, "encryption": listed.encryption_key}
-    current = {
-        "signing": bytes(node.keys.signing.verify_key),
-        "encryption": bytes(node.keys.encryption.public_key),
-    }
+    wanted = listed_keys(listed)
+    current = node.keys.identity()
     if wanted == current:
         return False
     try:
@@ -167,10 +164,15 @@ def activate(node: NodeContext, listed: Member, *, passphrase: str | None) -> bo
         folder.rmdir()
     keys = load_keys(node.settings.keys_dir, passphrase=passphrase)
     node.keys = keys
-    now = {"signing": bytes(keys.signing.verify_key), "encryption": bytes(keys.encryption.public_key)}
+    now = keys.identity()
     if now != wanted:
         log.warning("the directory lists other keys for this node than it holds or has staged")
     return now != current
+
+
+def listed_keys(member: Member) -> dict[str, bytes]:
+    """The rotating keys a directory entry lists, shaped as NodeKeys.identity()."""
+    return {"signing": member.signing_key, "encryption": member.encryption_key}
 
 
 def _move_into_place(keys_dir: Path, purpose: str, retired: Path) -> None:

@@ -8,7 +8,6 @@ Everything lives under one folder: ``DIR/<node id>/`` per node (its ``serve.log`
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -18,11 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import nacl.signing
 import requests
 
 from node.errors import OperatorError
-from node.keys import NodeKeys, seal_key, write_private_file
 from node.settings import SETTINGS_FILE
 from protocol.directory import (
     Directory,
@@ -77,17 +74,14 @@ def _create_homes(root: Path, nodes: list[tuple[str, str]]) -> None:
 
 def _create_directory(root: Path, nodes: list[tuple[str, str]], now: int) -> bytes:
     from node.context import open_node
+    from node.services.directory import create_governance_key, load_governance_key
 
     gov_dir = root / "governance"
     gov_dir.mkdir(mode=0o700, exist_ok=True)
     gov_keys = []
-    for i in range(1, GOVERNANCE_KEYS + 1):
-        key = NodeKeys.generate().signing
-        public = GovernanceKey(public=bytes(key.verify_key))
-        doc = seal_key(bytes(key), purpose="governance", passphrase=None)
-        doc.update(public=public.to_dict()["public"], keyid=public.keyid)  # as 'keys governance-new' writes
-        write_private_file(gov_dir / f"gov-{i}.key", json.dumps(doc).encode())
-        gov_keys.append(key)
+    for i in range(1, GOVERNANCE_KEYS + 1):  # the files 'palermo keys governance-new' writes
+        create_governance_key(gov_dir / f"gov-{i}.key", passphrase=None)
+        gov_keys.append(load_governance_key(gov_dir / f"gov-{i}.key", passphrase=None))
     members = []
     for node_id, _country in nodes:
         node = open_node(root / node_id)
@@ -128,15 +122,13 @@ def publish_directory(root: Path, member: Member, *, now: int | None = None) -> 
     Signed by a threshold of the sandbox's governance keys (``DIR/governance``), written to
     ``DIR/directory.json`` and returned; the caller installs it on the nodes.
     """
-    from node.keys import open_key
-    from node.services.directory import DraftChanges, draft_directory
+    from node.services.directory import DraftChanges, draft_directory, load_governance_key
 
     current = SignedDirectory.from_bytes((root / "directory.json").read_bytes()).signed
     now = int(time.time()) if now is None else now
     document = draft_directory(current, DraftChanges(expires=now + 365 * 86400, add_members=[member]))
     for path in sorted((root / "governance").glob("gov-*.key"))[:GOVERNANCE_THRESHOLD]:
-        raw = open_key(json.loads(path.read_text(encoding="utf-8")), purpose="governance", passphrase=None)
-        document = sign_directory(document, nacl.signing.SigningKey(raw))
+        document = sign_directory(document, load_governance_key(path, passphrase=None))
     data = document.to_bytes()
     (root / "directory.json").write_bytes(data)
     return data

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from typing import Any, cast
 
 from sqlalchemy import Table, func, select
@@ -36,7 +37,7 @@ from protocol.canonical import b64decode, b64encode
 from protocol.envelope import Message
 from protocol.errors import ProtocolError
 from protocol.translog import log_origin, verify_checkpoint
-from protocol.translog.cosign import cosign, verify_cosignature, witness_name
+from protocol.translog.cosign import add_signatures, cosign, verify_cosignature, witness_name
 from protocol.translog.proofs import ProofError, verify_consistency
 
 log = logging.getLogger("palermo.witness")
@@ -152,7 +153,10 @@ def _last_cosigned(node: NodeContext, witness: str) -> int:
 
 def witness_checkpoint(node: NodeContext, peer: str) -> dict[str, Any]:
     """Send this node's newest checkpoint to ``peer`` and store its cosignature. Never raises for the peer's answer."""
-    latest = _latest_checkpoint(node)
+    return _ask_witness(node, peer, _latest_checkpoint(node))
+
+
+def _ask_witness(node: NodeContext, peer: str, latest: tuple[int, bytes] | None) -> dict[str, Any]:
     if latest is None:
         return {"peer": peer, "status": "no_checkpoint"}
     size, note = latest
@@ -198,8 +202,6 @@ def witness_checkpoint(node: NodeContext, peer: str) -> dict[str, Any]:
 def _store(node: NodeContext, peer: str, size: int, note: bytes, line: bytes) -> dict[str, Any]:
     member = current_directory(node, now=node.clock()).member(peer)
     assert member is not None
-    from protocol.translog.cosign import add_signatures
-
     try:
         signed = verify_cosignature(
             add_signatures(note, [line]), name=witness_name(peer), public_key=member.log_key
@@ -225,22 +227,27 @@ def _store(node: NodeContext, peer: str, size: int, note: bytes, line: bytes) ->
 def witness_all(node: NodeContext) -> list[dict[str, Any]]:
     """Ask every other member with the witness role to cosign this node's newest checkpoint."""
     directory = current_directory(node, now=node.clock())
-    return [witness_checkpoint(node, m.node_id) for m in directory.witnesses_of(node.node_id)]
+    latest = _latest_checkpoint(node)  # read once: the same checkpoint goes to every witness
+    return [_ask_witness(node, m.node_id, latest) for m in directory.witnesses_of(node.node_id)]
+
+
+def cosignature_lines(
+    session: Any, sizes: Collection[int] | None = None
+) -> dict[int, list[tuple[str, bytes]]]:
+    """Checkpoint size -> (witness, cosignature line) stored for it, witnesses in name order."""
+    query = select(LogCosignature.checkpoint_size, LogCosignature.witness, LogCosignature.line)
+    if sizes is not None:
+        query = query.where(LogCosignature.checkpoint_size.in_(sizes))
+    lines: dict[int, list[tuple[str, bytes]]] = {}
+    for size, witness, line in session.execute(query.order_by(LogCosignature.witness)):
+        lines.setdefault(int(size), []).append((witness, line.encode("utf-8")))
+    return lines
 
 
 def cosigned_note(node: NodeContext, size: int, note: bytes) -> bytes:
     """``note`` with every stored cosignature of the checkpoint at ``size`` appended (for bundles)."""
-    from protocol.translog.cosign import add_signatures
-
     with node.db.read() as session:
-        lines = [
-            r.encode("utf-8")
-            for (r,) in session.execute(
-                select(LogCosignature.line)
-                .where(LogCosignature.checkpoint_size == size)
-                .order_by(LogCosignature.witness)
-            )
-        ]
+        lines = [line for _, line in cosignature_lines(session, [size]).get(size, [])]
     return add_signatures(note, lines) if lines else note
 
 
@@ -289,20 +296,15 @@ def list_checkpoints(node: NodeContext, *, limit: int = 20) -> list[dict[str, An
             .scalars()
             .all()
         )
-        sizes = [r.size for r in rows]
-        witnesses: dict[int, list[str]] = {}
-        if sizes:
-            query = select(LogCosignature.checkpoint_size, LogCosignature.witness).where(
-                LogCosignature.checkpoint_size.in_(sizes)
-            )
-            for size, witness in session.execute(query.order_by(LogCosignature.witness)):
-                witnesses.setdefault(int(size), []).append(witness)
-        checkpoints = [(r.size, r.root, r.note, r.created_at) for r in rows]
-    return [
-        {"size": size, "root": root, "created_at": created, "witnesses": witnesses.get(size, []),
-         "note": cosigned_note(node, size, note.encode("utf-8")).decode("utf-8")}
-        for size, root, note, created in checkpoints
-    ]  # fmt: skip
+        checkpoints = [(r.size, r.root, r.note.encode("utf-8"), r.created_at) for r in rows]
+        cosigned = cosignature_lines(session, [c[0] for c in checkpoints]) if checkpoints else {}
+    out = []
+    for size, root, note, created in checkpoints:
+        lines = cosigned.get(size, [])
+        signed = add_signatures(note, [line for _, line in lines]) if lines else note
+        out.append({"size": size, "root": root, "created_at": created, "witnesses": [w for w, _ in lines],
+                    "note": signed.decode("utf-8")})  # fmt: skip
+    return out
 
 
 # --- proofs for auditors --------------------------------------------------------------------------

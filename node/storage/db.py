@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +55,20 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
+@dataclass
+class FirstCommit:
+    """A hook the first transaction one thread commits runs just before committing (``done`` after)."""
+
+    hook: Callable[[Session], None]
+    done: bool = False
+
+
 class Database:
     """One node's database: an engine and a session factory."""
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
+        self._local = threading.local()  # this thread's FirstCommit, if any
         self.engine = make_engine(url, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(
@@ -71,8 +82,31 @@ class Database:
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """A unit of work: commits when the block ends, rolls back on any exception."""
+        pending: FirstCommit | None = getattr(self._local, "first_commit", None)
+        carries = False
         with self._sessions() as session, session.begin():
             yield session
+            carries = pending is not None and not pending.done
+            if carries:
+                assert pending is not None
+                pending.hook(session)
+        if carries:  # committed: only now did the hook's writes happen
+            assert pending is not None
+            pending.done = True
+
+    @contextmanager
+    def before_first_commit(self, hook: Callable[[Session], None]) -> Iterator[FirstCommit]:
+        """Within the block, the first transaction this thread commits also runs ``hook`` first.
+
+        Other threads' transactions are left as they are. The exchange uses it to commit a
+        request's log entry with the first work its handler commits (node.services.handlers).
+        """
+        previous = getattr(self._local, "first_commit", None)
+        state = self._local.first_commit = FirstCommit(hook)
+        try:
+            yield state
+        finally:
+            self._local.first_commit = previous
 
     @contextmanager
     def read(self) -> Iterator[Session]:

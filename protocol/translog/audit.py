@@ -143,12 +143,12 @@ def _verify(
     except BundleError as e:
         return AuditReport(None, None, 0, 0, None, (LogProblem("bundle", 1, e.message),), 1)
     verifier = LogVerifier(origin=header.origin, public_key=header.log_public_key, max_problems=max_problems)
-    facts = _check_header(header, trusted, verifier)
+    facts, directory = _check_header(header, trusted, verifier)
     layout = BundleLayout(header)
     last_size: int | None = None
-    witnesses = directory_witnesses(header.directory, header.node_id)
-    quorum = WitnessQuorum.of(header.directory, header.exported_at)
-    receipts = ReceiptCheck.of(header.directory)
+    witnesses = directory_witnesses(directory, header.node_id)
+    quorum = WitnessQuorum.of(directory, header.exported_at)
+    receipts = ReceiptCheck.of(directory)
     cosigned: dict[int, list[str]] = {}
 
     def on_checkpoint(size: int, note: bytes) -> None:
@@ -181,8 +181,8 @@ def _check_line(
     layout: BundleLayout,
     verifier: LogVerifier,
     last_size: int | None,
-    observe: Observer | None,
-    on_checkpoint: Callable[[int, bytes], None] | None = None,
+    on_entry: Observer,
+    on_checkpoint: Callable[[int, bytes], None],
 ) -> int | None:
     """Check one line after the header; return the size of the last checkpoint accepted so far."""
     try:
@@ -198,11 +198,10 @@ def _check_line(
             index = record.index if record.index is not None else verifier.last_index + 1
             verifier.add_problem("entry", index, f"entry {index}: line {number} is not in canonical form")
         verifier.add(record.fields, record.leaf_hash)
-        if observe is not None:
-            observe(record)
+        on_entry(record)
     elif isinstance(record, CheckpointLine):
         size = _check_checkpoint(record, verifier, last_size)
-        if on_checkpoint is not None and size is not None and size != last_size:
+        if size is not None and size != last_size:
             on_checkpoint(size, record.note)
         return size
     return last_size
@@ -228,20 +227,23 @@ def _check_checkpoint(record: CheckpointLine, verifier: LogVerifier, last_size: 
 
 def _check_header(
     header: BundleHeader, trusted: Collection[str] | None, log: LogVerifier
-) -> DirectoryFacts | None:
-    """The header's signature, its directory's signatures, and its keys against the directory."""
+) -> tuple[DirectoryFacts | None, Directory | None]:
+    """The header's signature, its directory's signatures, and its keys against the directory.
+
+    Returns what the auditor compares out of band and the parsed directory (None when unreadable).
+    """
     try:
         header.verify_signature()
     except VerificationError as e:
         log.add_problem("header", 1, e.message)
     if header.directory is None:
         log.add_problem("directory", 1, "directory: none in the bundle, so the log key cannot be checked")
-        return None
+        return None, None
     try:
         document = SignedDirectory.from_dict(dict(header.directory))
     except MalformedError as e:
         log.add_problem("directory", 1, f"directory: {e.message}")
-        return None
+        return None, None
     directory = document.signed
     tally = tally_signatures(document, directory.governance)
     facts = DirectoryFacts(
@@ -263,7 +265,7 @@ def _check_header(
     for keyid in untrusted:
         log.add_problem("directory", 1, f"{where}: governance key {keyid} is not one of the keys given")
     _check_member(header, directory, log)
-    return facts
+    return facts, directory
 
 
 def _check_member(header: BundleHeader, directory: Directory, log: LogVerifier) -> None:

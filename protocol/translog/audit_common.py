@@ -17,6 +17,7 @@ from protocol.translog.verify import LogProblem
 
 MAX_PROBLEMS = 1000
 Observer = Callable[[EntryLine], None]
+AddProblem = Callable[[str, int, str], None]  # (subject, position, message), as LogVerifier.add_problem
 
 
 def problem_dicts(problems: Iterable[LogProblem]) -> list[dict[str, Any]]:

@@ -9,18 +9,15 @@ since) cannot be checked from the bundle and is counted, not failed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from protocol.canonical import b64decode, sha256_hex
-from protocol.directory import SignedDirectory
-from protocol.errors import MalformedError, ProtocolError
+from protocol.directory import Directory
+from protocol.errors import ProtocolError
 from protocol.refusal import RefusalReceipt, verify_refusal
-from protocol.translog.audit_common import detail_of
+from protocol.translog.audit_common import AddProblem, detail_of
 from protocol.translog.bundle import EntryLine
-
-AddProblem = Callable[[str, int, str], None]
 
 
 @dataclass
@@ -32,12 +29,8 @@ class ReceiptCheck:
     unchecked: int = 0
 
     @classmethod
-    def of(cls, directory: Mapping[str, Any] | None) -> ReceiptCheck:
-        try:
-            members = SignedDirectory.from_dict(dict(directory)).signed.members if directory else ()
-        except MalformedError:
-            members = ()
-        return cls({m.node_id: m.signing_key for m in members})
+    def of(cls, directory: Directory | None) -> ReceiptCheck:
+        return cls({m.node_id: m.signing_key for m in (directory.members if directory else ())})
 
     def entry(self, record: EntryLine, add_problem: AddProblem) -> None:
         fields = record.fields

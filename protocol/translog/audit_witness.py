@@ -15,39 +15,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from protocol.directory import Directory, SignedDirectory, WitnessPolicy, iso_time
-from protocol.errors import MalformedError, ProtocolError
+from protocol.directory import Directory, WitnessPolicy, iso_time
+from protocol.errors import ProtocolError
+from protocol.translog.audit_common import AddProblem, detail_of
 from protocol.translog.bundle import EntryLine
 from protocol.translog.cosign import cosignature_key_id, verify_cosignature, witness_name
 from protocol.translog.note import parse_note
 from protocol.translog.proofs import SubtreeCache
 
-AddProblem = Callable[[str, int, str], None]
 
-
-def directory_witnesses(directory: Mapping[str, Any] | None, owner: str) -> dict[str, tuple[str, bytes]]:
+def directory_witnesses(directory: Directory | None, owner: str) -> dict[str, tuple[str, bytes]]:
     """Key name -> (node id, log key) of every witness of ``owner``'s log in a bundled directory.
 
     The witnesses are the members with the witness role other than ``owner`` (a log cannot vouch
-    for itself). Empty when the directory does not parse (the header check reports that).
+    for itself). Empty without a readable directory (the header check reports that).
     """
-    parsed = _parsed(directory)
-    if parsed is None:
-        return {}
-    return {witness_name(m.node_id): (m.node_id, m.log_key) for m in parsed.witnesses_of(owner)}
-
-
-def _parsed(directory: Mapping[str, Any] | None) -> Directory | None:
     if directory is None:
-        return None
-    try:
-        return SignedDirectory.from_dict(dict(directory)).signed
-    except MalformedError:
-        return None
+        return {}
+    return {witness_name(m.node_id): (m.node_id, m.log_key) for m in directory.witnesses_of(owner)}
 
 
 def check_cosignatures(
@@ -97,19 +86,8 @@ class WitnessClaims:
         fields = record.fields
         if fields.get("kind") != "witness" or fields.get("outcome") != "cosigned":
             return
-        detail = fields.get("detail")
-        if isinstance(detail, str):
-            import json
-
-            try:
-                detail = json.loads(detail)
-            except ValueError:
-                return
-        if (
-            isinstance(detail, dict)
-            and type(detail.get("size")) is int
-            and isinstance(detail.get("root"), str)
-        ):
+        detail = detail_of(record)
+        if type(detail.get("size")) is int and isinstance(detail.get("root"), str):
             self.claims.append(
                 (record.index or 0, str(fields.get("peer", "")), detail["size"], detail["root"])
             )
@@ -159,9 +137,8 @@ class WitnessQuorum:
     unwitnessed: int = 0
 
     @classmethod
-    def of(cls, directory: Mapping[str, Any] | None, exported_at: int) -> WitnessQuorum:
-        parsed = _parsed(directory)
-        return cls(parsed.witness_policy if parsed else None, exported_at)
+    def of(cls, directory: Directory | None, exported_at: int) -> WitnessQuorum:
+        return cls(directory.witness_policy if directory else None, exported_at)
 
     def checkpoint(self, size: int, cosigners: list[str]) -> None:
         if self.policy is not None and len(cosigners) >= self.policy.quorum:

@@ -20,6 +20,7 @@ import nacl.signing
 from protocol.canonical import b64encode
 from protocol.envelope import check_node_id
 from protocol.errors import MalformedError
+from protocol.translog.merkle import MAX_TREE_SIZE, _check_size
 from protocol.translog.note import (
     SIGNATURE_DASH,
     _parse_signature_line,
@@ -31,7 +32,7 @@ from protocol.translog.note import (
 
 COSIGNATURE_TYPE = 0x04
 COSIGNATURE_HEADER = b"cosignature/v1\n"
-MAX_TIMESTAMP = 2**63 - 1
+MAX_TIMESTAMP = MAX_TREE_SIZE  # both are C2SP uint64 fields limited to 2**63 - 1
 _TIMESTAMP_BYTES = 8
 _SIGNATURE_BYTES = 64
 
@@ -43,11 +44,7 @@ class CosignatureError(MalformedError):
 
 
 def _check_timestamp(value: Any, *, code: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TIMESTAMP:
-        raise MalformedError(
-            f"cosignature timestamp: expected an integer from 0 to {MAX_TIMESTAMP}", code=code
-        )
-    return value
+    return _check_size(value, what="cosignature timestamp", code=code)
 
 
 @dataclass(frozen=True)

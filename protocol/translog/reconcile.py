@@ -64,10 +64,10 @@ class EnvelopeIndex:
         direction, hash_, message_id = (
             str(fields.get(k) or "") for k in ("direction", "envelope_hash", "message_id")
         )
-        detail = detail_of(record) if fields.get("detail") not in ("{}", {}) else {}
-        reply_to = detail.get("reply_to", "")
         if direction not in ("in", "out") or not hash_:
             return
+        detail = detail_of(record) if fields.get("detail") not in ("{}", {}) else {}
+        reply_to = detail.get("reply_to", "")
         outcome, type_, code = (str(fields.get(k) or "") for k in ("outcome", "message_type", "code"))
         name = self._names.setdefault
         time = fields.get("time")
@@ -123,10 +123,11 @@ def _check_sent(x: str, xs: EnvelopeIndex, y: str, ys: EnvelopeIndex, found: _Fi
                     f"{what}; {y} entry {accepted[0].index} logged it as message {accepted[0].message_id}"
                 )
                 found.mismatches.add("exchange", sent.index, message)
-            after = "accepted, then refused" if accepted else "refused"
             for r in refused:
                 found.refusals.add(
-                    "exchange", sent.index, f"{what}: {after} by {y}: {r.code} ({y} entry {r.index})"
+                    "exchange",
+                    sent.index,
+                    f"{what}: accepted, then refused by {y}: {r.code} ({y} entry {r.index})",
                 )
         elif refused:
             r = refused[0]

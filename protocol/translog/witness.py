@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from protocol.canonical import b64decode, require_fields
+from protocol.canonical import MAX_SAFE_INTEGER, b64decode, require_fields
 from protocol.errors import MalformedError
 from protocol.messages import MessageType, register
 from protocol.translog.note import MAX_NOTE_BYTES
 
 MAX_PROOF_HASHES = 128  # 2 log2(size) at most: enough for any size up to 2**63
-MAX_SIZE = 2**53 - 1
+MAX_SIZE = MAX_SAFE_INTEGER
 STATUSES = ("cosigned", "size_mismatch")
 
 
